@@ -1,0 +1,300 @@
+"""The `sdpo-discover` command. Thin: parse, call the library, render with rich.
+
+Importing this module imports neither torch nor docker, so `--help` is instant.
+
+Exit codes (every command):
+  0  success (for `check`: every test passed)
+  1  the attempt did not pass (`check`)
+  2  bad input: a missing or invalid file, a bad option value
+  3  the sandbox failed (no daemon, no image, a container died): not the attempt's fault
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from . import __version__
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_SANDBOX = 1, 2, 3
+
+app = typer.Typer(
+    name="sdpo-discover",
+    help="Test-time discovery on hard programming problems with self-distillation (SDPO).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+sandbox_app = typer.Typer(help="Build, inspect and clean the Docker sandbox.", no_args_is_help=True)
+problems_app = typer.Typer(help="Validate and inspect problem files.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(problems_app, name="problems")
+
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+
+
+class SandboxChoice(str, Enum):
+    auto = "auto"
+    docker = "docker"
+    local = "local"
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """The one error path: `Error: ...` on stderr, a documented exit code; --debug adds the traceback."""
+    if _state["debug"] and sys.exc_info()[0] is not None:
+        err.print_exception()
+    err.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"sdpo-discover {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Test-time discovery on hard programming problems with self-distillation (SDPO).
+
+    Grade a solution:   sdpo-discover check problems/sum-two.json problems/reference/sum-two.py
+    """
+    _state["debug"] = debug
+
+
+def _install_signal_handlers() -> None:
+    # SIGTERM / SIGHUP run the same clean-up as Ctrl-C (executors remove their containers on exit).
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, handler)
+        except (ValueError, OSError):
+            pass
+
+
+def _load_problem(path: Path):  # -> Problem
+    from .problems import ProblemError, load_problem
+
+    try:
+        return load_problem(path)
+    except ProblemError as e:
+        fail(f"{e}\nFix the file (format: sdpo_discover/schemas/problem.schema.json), or check it with "
+             "`sdpo-discover problems validate FILE`.")
+
+
+def _executor(kind: SandboxChoice):
+    from .sandbox import SandboxError, make_executor
+
+    try:
+        return make_executor(kind.value, pool_size=1, warn=lambda m: err.print(f"[yellow]Warning:[/] {escape(m)}", highlight=False))
+    except SandboxError as e:
+        fail(f"{e}\nRun `sdpo-discover sandbox doctor` to see what is missing.", EXIT_SANDBOX)
+
+
+_VERDICT_STYLE = {
+    "passed": "green", "wrong_answer": "red", "runtime_error": "magenta", "time_limit": "yellow",
+    "memory_limit": "yellow", "output_limit": "yellow",
+}
+
+
+@app.command()
+def check(
+    problem: Annotated[Path, typer.Argument(help="A problem.json, or a LiveCodeBench record file holding one record.")],
+    solution: Annotated[Path, typer.Argument(help="A .py file, or a model response containing a ```python block (the last one is used).")],
+    sandbox: Annotated[SandboxChoice, typer.Option(help="Where to run: docker, local, or auto (docker when available).")] = SandboxChoice.auto,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (verdicts and feedback) instead of tables.")] = False,
+) -> None:
+    """Grade one solution against every test of a problem and show the judge's feedback.
+
+    Exit code 0 when every test passes, 1 when not, 2 on bad input, 3 when the sandbox failed.
+
+    Example:  sdpo-discover check problems/sum-two.json problems/wrong/sum-two.py
+    """
+    from .feedback import render_feedback
+    from .sandbox import AttemptStatus, grade_response
+
+    prob = _load_problem(problem)
+    try:
+        text = solution.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"{solution}: no such file. Pass a .py file or a text file holding a model response.")
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"{solution}: cannot read: {e}")
+    _install_signal_handlers()
+    executor = _executor(sandbox)
+    try:
+        result = grade_response(prob, text, executor, allow_bare_code=True)
+    except KeyboardInterrupt:
+        executor.close()
+        err.print("Interrupted; sandbox cleaned up.")
+        raise typer.Exit(130) from None
+    finally:
+        executor.close()
+    feedback = render_feedback(prob, result)
+    if as_json:
+        out.print_json(json.dumps({"problem": prob.id, **result.to_json(), "feedback": feedback}))
+    else:
+        _print_result(prob, result, feedback)
+    if result.status is AttemptStatus.SANDBOX_ERROR:
+        if not as_json:
+            fail(f"the sandbox failed: {result.error}\nRun `sdpo-discover sandbox doctor`.", EXIT_SANDBOX)
+        raise typer.Exit(EXIT_SANDBOX)
+    raise typer.Exit(0 if result.passed else EXIT_FAILED)
+
+
+def _print_result(prob, result, feedback: str | None) -> None:  # noqa: ANN001
+    title = f"{prob.id} — {prob.title}  [dim]({prob.test_type}, {len(prob.tests)} tests, {result.executor} sandbox)[/]"
+    if result.tests:
+        table = Table(title=title, title_justify="left")
+        for col, just in (("#", "right"), ("verdict", "left"), ("time", "right"), ("memory", "right"), ("detail", "left")):
+            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        for t in result.tests:
+            style = _VERDICT_STYLE.get(t.verdict.value, "")
+            table.add_row(
+                str(t.index + 1) + (" (hidden)" if t.hidden else ""), f"[{style}]{t.verdict.value}[/]",
+                f"{t.elapsed_s:.2f}s", f"{t.max_rss_kb / 1024:.0f} MiB" if t.max_rss_kb else "-",
+                (t.detail or "") if t.verdict.value != "passed" else "",
+            )
+        out.print(table)
+    else:
+        out.print(title)
+    colour = "green" if result.passed else "red"
+    summary = f"{result.n_passed}/{len(prob.tests)} tests passed" if result.tests else (result.error or "")
+    out.print(f"[bold {colour}]{result.status.value}[/] — {summary}", highlight=False)
+    if feedback:
+        out.print(Panel(escape(feedback), title="feedback (what the model would be told)", title_align="left", expand=False),
+                  highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# sandbox
+
+
+class BuildMethod(str, Enum):
+    auto = "auto"
+    debootstrap = "debootstrap"
+    dockerfile = "dockerfile"
+
+
+@sandbox_app.command("build")
+def sandbox_build(
+    method: Annotated[BuildMethod, typer.Option(help="debootstrap: offline-friendly, needs root and debootstrap; dockerfile: needs a registry; auto: debootstrap when possible.")] = BuildMethod.auto,
+    force: Annotated[bool, typer.Option(help="Rebuild even when the image exists.")] = False,
+) -> None:
+    """Build the sandbox image (a minimal Debian with python3 and an unprivileged user).
+
+    Example:  sdpo-discover sandbox build
+    """
+    from .sandbox import image as img
+
+    if img.image_exists(img.IMAGE) and not force:
+        out.print(f"The sandbox image {img.IMAGE} exists already (use --force to rebuild).")
+        return
+    try:
+        tag = img.build_image(method=method.value, log=lambda line: err.print(f"[dim]{line}[/]", highlight=False))
+    except img.SandboxImageError as e:
+        fail(str(e), EXIT_SANDBOX)
+    out.print(f"[green]Built[/] {tag}")
+
+
+@sandbox_app.command("doctor")
+def sandbox_doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
+) -> None:
+    """Say which sandboxes can run here and what to do about the missing ones.
+
+    Example:  sdpo-discover sandbox doctor
+    """
+    from .sandbox import image as img
+    from .sandbox.local import LocalExecutor
+
+    facts = img.docker_status()
+    try:
+        facts["local"] = LocalExecutor().describe()
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        facts["local"] = f"unavailable: {e}"
+    if as_json:
+        out.print_json(json.dumps(facts, default=str))
+        return
+    table = Table(title="sandbox doctor", show_header=False, title_justify="left")
+    for k, v in facts.items():
+        if k != "advice":
+            table.add_row(k, str(v))
+    out.print(table)
+    for line in facts.get("advice", []):
+        out.print(f"[yellow]→[/] {escape(line)}", highlight=False)
+
+
+@sandbox_app.command("clean")
+def sandbox_clean(
+    all_: Annotated[bool, typer.Option("--all", help="Also remove containers of sdpo-discover processes that are still running.")] = False,
+) -> None:
+    """Remove leftover sandbox containers (by default only those whose owner process is gone).
+
+    Example:  sdpo-discover sandbox clean
+    """
+    from .sandbox import SandboxError
+    from .sandbox.container import remove_all_sandbox_containers
+
+    try:
+        n = remove_all_sandbox_containers(only_stale=not all_)
+    except SandboxError as e:
+        fail(str(e), EXIT_SANDBOX)
+    out.print(f"Removed {n} container(s).")
+
+
+# ---------------------------------------------------------------------------------------------
+# problems
+
+
+@problems_app.command("validate")
+def problems_validate(
+    paths: Annotated[list[Path], typer.Argument(help="problem.json files, LiveCodeBench record files, or folders of problem.json files.")],
+) -> None:
+    """Check problem files against the format and list what they hold. Exit 2 on the first bad file.
+
+    Example:  sdpo-discover problems validate problems/
+    """
+    from .problems import ProblemError, load_problems
+
+    table = Table(title="problems", title_justify="left")
+    for col in ("id", "type", "difficulty", "tests", "hidden", "time limit", "source"):
+        table.add_column(col)
+    for path in paths:
+        try:
+            for p in load_problems(path):
+                table.add_row(p.id, p.test_type, p.difficulty or "-", str(len(p.tests)),
+                              str(sum(t.hidden for t in p.tests)), f"{p.time_limit_s:g}s", p.source)
+        except ProblemError as e:
+            fail(str(e))
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""The docker executor: each attempt runs in its own hardened, single-use container from a warm pool.
+
+Containers are started ahead of time (`sleep`), each serves exactly one attempt through one
+`docker exec` of the runner, then is destroyed and replaced in the background: an attempt pays
+about an exec, not a container start, and nothing an attempt leaves behind reaches the next one.
+
+What each container enforces (each has a test in tests/test_sandbox_hostile.py):
+- no network (network mode "none": only a loopback interface);
+- read-only root filesystem; the only writable places are tmpfs mounts (/work, /tmp), size-capped,
+  mounted nosuid,nodev,noexec, and gone with the container;
+- a non-root user (uid 1000), all capabilities dropped, no-new-privileges;
+- cgroup limits: pids (fork bombs), memory with no swap, one CPU;
+- a clean environment: nothing of the host's environment variables goes in;
+- the runner's per-test limits (runner.py): wall clock with process-group kill, CPU, address
+  space, output size; no process outlives its test, and the container outlives no attempt.
+- a container that this process fails to remove (kill -9 of the tool) removes itself after
+  `max_lifetime_s` (auto-remove when its `sleep` ends), and the next executor reaps the stale ones.
+What it does not protect against: kernel exploits that escape a container (use gVisor or a VM for
+that); and whoever can reach the Docker socket is root on the host, so never expose it to attempts
+(they never see it: it is not mounted).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import socket
+import struct
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .base import Executor, RunOutcome, RunRequest, SandboxError, parse_runner_output, runner_source
+
+LABEL = "sdpo-discover.sandbox"
+OWNER_LABEL = "sdpo-discover.owner"
+DEFAULT_IMAGE = "sdpo-discover-sandbox:1"
+RUNNER_OVERHEAD_MB = 192  # the runner itself and the page cache of tmpfs files, on top of one test's limit
+
+
+def _proc_start(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2 :].split()[19].decode()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _owner_id() -> str:
+    # pid plus its start time: a recycled pid does not make a dead owner look alive.
+    return f"{socket.gethostname()}:{os.getpid()}:{_proc_start(os.getpid())}"
+
+
+def _owner_alive(owner: str) -> bool:
+    try:
+        host, pid, start = owner.rsplit(":", 2)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True  # another machine's daemon client: not ours to judge
+    return _proc_start(int(pid)) == start
+
+
+def docker_client(timeout: int = 60) -> Any:
+    try:
+        import docker
+    except ImportError:
+        raise SandboxError("the docker Python package is missing: pip install docker") from None
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as e:
+        raise SandboxError(
+            f"the Docker daemon does not answer ({e}). Start it (as root: `dockerd &`, or "
+            "`systemctl start docker`), or use --sandbox local"
+        ) from None
+    return client
+
+
+def reap_stale(client: Any) -> int:
+    """Remove sandbox containers whose owning process on this host is gone (e.g. it was kill -9'd)."""
+    n = 0
+    for c in client.api.containers(all=True, filters={"label": LABEL}):
+        owner = (c.get("Labels") or {}).get(OWNER_LABEL, "")
+        if not _owner_alive(owner):
+            try:
+                client.api.remove_container(c["Id"], force=True)
+                n += 1
+            except Exception:
+                pass
+    return n
+
+
+class DockerExecutor(Executor):
+    name = "docker"
+
+    def __init__(
+        self,
+        image: str = DEFAULT_IMAGE,
+        pool_size: int = 2,
+        memory_mb: int = 1024,
+        cpus: float = 1.0,
+        pids_limit: int = 128,
+        work_tmpfs_mb: int = 256,
+        max_lifetime_s: int = 6 * 3600,
+    ) -> None:
+        self.client = docker_client()
+        self.api = self.client.api
+        try:
+            self.api.inspect_image(image)
+        except Exception:
+            raise SandboxError(f"the sandbox image {image} does not exist: build it with `sdpo-discover sandbox build`") from None
+        self.image, self.pool_size, self.memory_mb, self.cpus = image, max(1, pool_size), memory_mb, cpus
+        self.pids_limit, self.work_tmpfs_mb, self.max_lifetime_s = pids_limit, work_tmpfs_mb, max_lifetime_s
+        self.owner = _owner_id()
+        self._runner_cmd = ["python3", "-I", "-S", "-c", runner_source()]
+        self._ready: queue.Queue[str] = queue.Queue()
+        self._live: set[str] = set()  # every container we created and have not yet removed
+        self._lock = threading.Lock()
+        self._closed = False
+        self._bg = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sdpo-pool")
+        self._errors: queue.Queue[str] = queue.Queue()
+        reap_stale(self.client)
+        atexit.register(self.close)
+        for _ in range(self.pool_size):
+            self._bg.submit(self._refill)
+
+    # -- containers ------------------------------------------------------------------------------
+
+    def _create(self, memory_mb: int) -> str:
+        hc = self.api.create_host_config(
+            network_mode="none",
+            read_only=True,
+            tmpfs={
+                "/work": f"rw,nosuid,nodev,noexec,size={self.work_tmpfs_mb}m,uid=1000,gid=1000,mode=0755",
+                "/tmp": "rw,nosuid,nodev,noexec,size=64m,mode=1777",
+            },
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=self.pids_limit,
+            mem_limit=f"{memory_mb}m",
+            memswap_limit=f"{memory_mb}m",
+            nano_cpus=int(self.cpus * 1e9),
+            auto_remove=True,
+            ipc_mode="private",
+        )
+        c = self.api.create_container(
+            self.image, command=["sleep", str(self.max_lifetime_s)], user="1000:1000", working_dir="/work",
+            labels={LABEL: "1", OWNER_LABEL: self.owner}, host_config=hc, environment={},
+            name=f"sdpo-sandbox-{uuid.uuid4().hex[:12]}", network_disabled=True,
+        )
+        cid = c["Id"]
+        with self._lock:
+            self._live.add(cid)
+        self.api.start(cid)
+        return cid
+
+    def _refill(self) -> None:
+        if self._closed:
+            return
+        try:
+            cid = self._create(self.memory_mb)
+        except Exception as e:  # surfaced to the next run() that waits for a container
+            self._errors.put(f"cannot start a sandbox container: {e}")
+            return
+        if self._closed:
+            self._destroy(cid)
+        else:
+            self._ready.put(cid)
+
+    def _destroy(self, cid: str) -> None:
+        try:
+            self.api.remove_container(cid, force=True)
+        except Exception:
+            pass  # already gone (auto-remove), or the daemon is down: the lifetime bound still holds
+        with self._lock:
+            self._live.discard(cid)
+
+    def _take(self, timeout: float = 120.0) -> str:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                return self._ready.get(timeout=0.2)
+            except queue.Empty:
+                pass
+            try:
+                err = self._errors.get_nowait()
+                self._bg.submit(self._refill)  # keep the pool at size; the error may be transient
+                raise SandboxError(err)
+            except queue.Empty:
+                pass
+            if time.monotonic() > end:
+                raise SandboxError(f"no sandbox container became ready within {timeout:.0f} s")
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def run(self, request: RunRequest) -> RunOutcome:
+        if self._closed:
+            raise SandboxError("the docker executor is closed")
+        need = request.memory_limit_mb + RUNNER_OVERHEAD_MB
+        start = time.monotonic()
+        if need > self.memory_mb:  # this problem needs a bigger container than the pool's: a cold one
+            try:
+                cid = self._create(need)
+            except Exception as e:
+                raise SandboxError(f"cannot start a sandbox container: {e}") from None
+        else:
+            cid = self._take()
+            self._bg.submit(self._refill)
+        try:
+            payload = request.to_runner_json(workdir="/work")
+            outer = len(request.inputs) * (request.time_limit_s + 5.0) + 30.0
+            stdout, stderr, exit_code = self._exec(cid, payload, outer)
+        finally:
+            self._bg.submit(self._destroy, cid)  # single use: never reused, whatever happened
+        out = parse_runner_output(stdout, stderr)
+        out.elapsed_s = time.monotonic() - start
+        if not out.started:
+            raise SandboxError(f"the runner did not start in the container (exit {exit_code}): {out.runner_stderr[-800:]}")
+        return out
+
+    def _exec(self, cid: str, payload: bytes, timeout: float) -> tuple[bytes, bytes, int | None]:
+        """`docker exec -i` through the API: send the request on stdin, half-close, read the
+        multiplexed stdout/stderr stream until the runner exits."""
+        try:
+            ex = self.api.exec_create(cid, self._runner_cmd, stdin=True, stdout=True, stderr=True,
+                                      user="1000:1000", workdir="/work", environment={})
+            sock = self.api.exec_start(ex["Id"], socket=True)
+        except Exception as e:
+            raise SandboxError(f"docker exec failed: {e}") from None
+        raw = getattr(sock, "_sock", sock)
+        out, err = bytearray(), bytearray()
+        try:
+            raw.settimeout(timeout)
+            raw.sendall(payload)
+            raw.shutdown(socket.SHUT_WR)
+            buf = bytearray()
+            while True:
+                chunk = raw.recv(1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+                while len(buf) >= 8:  # frames: 1 byte stream id, 3 zero bytes, 4 bytes big-endian length
+                    stream, size = buf[0], struct.unpack(">I", bytes(buf[4:8]))[0]
+                    if len(buf) < 8 + size:
+                        break
+                    (out if stream == 1 else err).extend(buf[8 : 8 + size])
+                    del buf[: 8 + size]
+        except TimeoutError:
+            raise SandboxError(f"the runner did not finish within {timeout:.0f} s") from None
+        except OSError as e:
+            raise SandboxError(f"lost the connection to the container: {e}") from None
+        finally:
+            try:
+                sock.close()
+            except Exception:
+                pass
+        try:
+            code = self.api.exec_inspect(ex["Id"]).get("ExitCode")
+        except Exception:
+            code = None
+        return bytes(out), bytes(err), code
+
+    def close(self) -> None:
+        """Remove every container this executor created. Called on exit, Ctrl-C and errors."""
+        if self._closed:
+            return
+        self._closed = True
+        self._bg.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            live = list(self._live)
+        for cid in live:
+            self._destroy(cid)
+        try:
+            atexit.unregister(self.close)
+        except Exception:
+            pass
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"ready": self._ready.qsize(), "live": len(self._live), "pool_size": self.pool_size}
+
+
+def list_sandbox_containers() -> list[dict[str, Any]]:
+    client = docker_client()
+    return [
+        {"id": c["Id"][:12], "name": (c.get("Names") or ["?"])[0].lstrip("/"), "state": c.get("State"),
+         "owner": (c.get("Labels") or {}).get(OWNER_LABEL, ""),
+         "stale": not _owner_alive((c.get("Labels") or {}).get(OWNER_LABEL, ""))}
+        for c in client.api.containers(all=True, filters={"label": LABEL})
+    ]
+
+
+def remove_all_sandbox_containers(only_stale: bool = True) -> int:
+    client = docker_client()
+    if only_stale:
+        return reap_stale(client)
+    n = 0
+    for c in client.api.containers(all=True, filters={"label": LABEL}):
+        try:
+            client.api.remove_container(c["Id"], force=True)
+            n += 1
+        except Exception:
+            pass
+    return n
+
+
+__all__ = ["DockerExecutor", "DEFAULT_IMAGE", "LABEL", "reap_stale", "docker_client"]

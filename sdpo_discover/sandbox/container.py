@@ -37,7 +37,8 @@ from .base import Executor, RunOutcome, RunRequest, SandboxError, parse_runner_o
 
 LABEL = "sdpo-discover.sandbox"
 OWNER_LABEL = "sdpo-discover.owner"
-DEFAULT_IMAGE = "sdpo-discover-sandbox:1"
+# Overridable for tests and for users with their own image (same contract: see image.py).
+DEFAULT_IMAGE = os.environ.get("SDPO_DISCOVER_IMAGE", "sdpo-discover-sandbox:1")
 RUNNER_OVERHEAD_MB = 192  # the runner itself and the page cache of tmpfs files, on top of one test's limit
 
 

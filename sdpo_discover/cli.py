@@ -118,7 +118,7 @@ _VERDICT_STYLE = {
 @app.command()
 def check(
     problem: Annotated[Path, typer.Argument(help="A problem.json, or a LiveCodeBench record file holding one record.")],
-    solution: Annotated[Path, typer.Argument(help="A .py file, or a model response containing a ```python block (the last one is used).")],
+    solution: Annotated[Path, typer.Argument(help="A .py file (run as is), or a model response (any other file) whose last ```python block is run.")],
     sandbox: Annotated[SandboxChoice, typer.Option(help="Where to run: docker, local, or auto (docker when available).")] = SandboxChoice.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (verdicts and feedback) instead of tables.")] = False,
 ) -> None:
@@ -141,7 +141,8 @@ def check(
     _install_signal_handlers()
     executor = _executor(sandbox)
     try:
-        result = grade_response(prob, text, executor, allow_bare_code=True)
+        # A .py file is code; any other file is a model response and needs a ```python block.
+        result = grade_response(prob, text, executor, allow_bare_code=solution.suffix == ".py")
     except KeyboardInterrupt:
         executor.close()
         err.print("Interrupted; sandbox cleaned up.")

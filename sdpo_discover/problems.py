@@ -50,6 +50,8 @@ class ProblemError(ValueError):
 
 @dataclass(frozen=True)
 class TestCase:
+    __test__ = False  # not a pytest class
+
     input: str
     output: str
     hidden: bool = False

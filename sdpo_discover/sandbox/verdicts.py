@@ -35,6 +35,8 @@ class AttemptStatus(str, Enum):
 
 @dataclass
 class TestVerdict:
+    __test__ = False  # not a pytest class
+
     index: int
     verdict: Verdict
     hidden: bool = False

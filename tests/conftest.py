@@ -1,0 +1,63 @@
+"""Shared fixtures. Docker tests need a daemon and the sandbox image: in CI (CI=true) their absence
+is a failure; elsewhere they are skipped, and the skip is repeated loudly at the end of the run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sdpo_discover.problems import Problem, load_problem
+from sdpo_discover.sandbox import Executor, docker_available
+from sdpo_discover.sandbox.local import LocalExecutor
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBLEMS = ROOT / "problems"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_docker_skips: list[str] = []
+
+
+def require_docker() -> None:
+    ok, why = docker_available()
+    if ok:
+        return
+    if IN_CI:
+        pytest.fail(f"Docker is required in CI and is not usable: {why}", pytrace=False)
+    _docker_skips.append(why)
+    pytest.skip(f"DOCKER UNAVAILABLE, test not run: {why}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001
+    if _docker_skips:
+        terminalreporter.write_sep("!", "DOCKER TESTS WERE SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(f"{len(_docker_skips)} docker test(s) did not run: {_docker_skips[0]}", red=True)
+        terminalreporter.write_line("Run scripts/setup (as root) to install docker.io, start dockerd and build the image.", red=True)
+
+
+@pytest.fixture(scope="session")
+def local_executor() -> Iterator[LocalExecutor]:
+    ex = LocalExecutor()
+    yield ex
+    ex.close()
+
+
+@pytest.fixture(scope="session")
+def docker_executor() -> Iterator[Executor]:
+    require_docker()
+    from sdpo_discover.sandbox.container import DockerExecutor
+
+    ex = DockerExecutor(pool_size=2)
+    yield ex
+    ex.close()
+
+
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def executor(request: pytest.FixtureRequest) -> Executor:
+    """Each test that takes `executor` runs on both executors."""
+    return request.getfixturevalue(f"{request.param}_executor")
+
+
+def problem(pid: str) -> Problem:
+    return load_problem(PROBLEMS / f"{pid}.json")

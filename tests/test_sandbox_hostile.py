@@ -1,0 +1,733 @@
+"""Hostile programs, on both executors: each ends with the right verdict within its time limit (plus a
+margin), leaves no process or container behind, and leaves the host untouched.
+
+These are the tests that runner.py, local.py and container.py name in their docstrings. Every test
+that takes `executor` runs twice: on the local executor and on the docker executor (conftest.py).
+Docker tests fail in CI (CI=true) when docker is unusable and are skipped loudly elsewhere.
+
+Run with `SDPO_DISCOVER_IMAGE=<image>` to use another image than the default sandbox image.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ROOT, require_docker
+from sdpo_discover.problems import Problem, problem_from_dict
+from sdpo_discover.sandbox import AttemptResult, AttemptStatus, Executor, Verdict, grade_code, grade_response
+from sdpo_discover.sandbox.container import LABEL, OWNER_LABEL  # imports no docker package
+from sdpo_discover.sandbox.local import LocalExecutor
+
+MARGIN_S = 5.0
+CORRECT = "a, b = map(int, input().split())\nprint(a + b)\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def stdin_problem(time_limit_s: float = 1.0, n_tests: int = 2, memory_limit_mb: int = 256) -> Problem:
+    """A tiny stdin problem: print the sum of two integers."""
+    tests = [{"input": f"{i} {i + 1}\n", "output": f"{2 * i + 1}\n"} for i in range(n_tests)]
+    return problem_from_dict({
+        "id": "hostile", "title": "Sum", "statement": "Print a + b.", "test_type": "stdin",
+        "time_limit_s": time_limit_s, "memory_limit_mb": memory_limit_mb, "tests": tests,
+    }, "<test_sandbox_hostile>")
+
+
+def grade(executor: Executor, code: str, problem: Problem | None = None, as_response: bool = False) -> tuple[AttemptResult, float]:
+    """Grade `code`, asserting it finished within limit * tests + margin and was not a sandbox error."""
+    problem = problem or stdin_problem()
+    start = time.monotonic()
+    if as_response:
+        result = grade_response(problem, f"Here is my solution.\n```python\n{code}\n```\n", executor)
+    else:
+        result = grade_code(problem, code, executor)
+    wall = time.monotonic() - start
+    bound = problem.time_limit_s * len(problem.tests) + MARGIN_S
+    assert wall <= bound, f"{executor.name}: took {wall:.1f} s, more than {bound:.1f} s"
+    assert result.status is not AttemptStatus.SANDBOX_ERROR, f"{executor.name}: sandbox error: {result.error}"
+    assert result.executor == executor.name
+    # Shown with -rP or -s: what each executor decided.
+    print(f"[{executor.name}] {result.status.value} {[t.verdict.value for t in result.tests]} "
+          f"{[t.error_type for t in result.tests if t.error_type]} wall {wall:.2f} s")
+    return result, wall
+
+
+def verdicts(result: AttemptResult) -> list[Verdict]:
+    return [t.verdict for t in result.tests]
+
+
+def stdout_of(result: AttemptResult) -> str:
+    return "\n".join(t.stdout for t in result.tests)
+
+
+def _skip_unless_root_local(executor: Executor, what: str) -> None:
+    if isinstance(executor, LocalExecutor) and not executor.is_root:
+        pytest.skip(f"local executor not running as root: {what} is a documented limitation (local.py)")
+
+
+# -- processes (local) ------------------------------------------------------------------------
+
+NOBODY = "nobody"
+
+
+def _ps() -> dict[int, tuple[str, int]]:
+    """pid -> (user, ppid), from `ps -eo user,pid,ppid`."""
+    out = subprocess.run(["ps", "-eo", "user:32,pid,ppid"], capture_output=True, text=True, check=True).stdout
+    procs = {}
+    for line in out.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit():
+            procs[int(parts[1])] = (parts[0], int(parts[2]))
+    return procs
+
+
+def _is_runner(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"PR_SET_CHILD_SUBREAPER" in cmdline  # the runner's source is on its command line (-c)
+
+
+def leftover_nobody_processes() -> list[int]:
+    """Processes owned by `nobody` that this test process is responsible for.
+
+    Any `nobody` process counts, except one that lives under a runner which is not ours (another
+    test session on this machine, grading at this very moment). Ours are never alive between tests:
+    our runners have ended when grade_code returned, so a `nobody` process under our pid, or
+    orphaned to init, is a leftover.
+    """
+    procs = _ps()
+    me = os.getpid()
+    leftovers = []
+    for pid, (user, _) in procs.items():
+        if user != NOBODY:
+            continue
+        foreign, p, seen = False, procs[pid][1], 0
+        while p > 1 and p in procs and seen < 64:
+            if p == me:
+                break
+            if procs[p][0] != NOBODY and _is_runner(p):
+                foreign = True  # a live runner that is not a child of ours (ours are all gone)
+                break
+            p, seen = procs[p][1], seen + 1
+        if not foreign:
+            leftovers.append(pid)
+    return leftovers
+
+
+def assert_no_nobody_leftovers(deadline_s: float = 5.0) -> None:
+    end = time.monotonic() + deadline_s
+    while True:
+        left = leftover_nobody_processes()
+        if not left:
+            return
+        if time.monotonic() > end:
+            detail = subprocess.run(["ps", "-o", "user,pid,ppid,stat,cmd", "-p", ",".join(map(str, left))],
+                                    capture_output=True, text=True).stdout
+            pytest.fail(f"processes of uid {NOBODY} left behind:\n{detail}")
+        time.sleep(0.1)
+
+
+# -- containers (docker) ----------------------------------------------------------------------
+
+_client: Any = None
+
+
+def _docker() -> Any:
+    global _client
+    if _client is None:
+        from sdpo_discover.sandbox.container import docker_client
+
+        _client = docker_client()
+    return _client
+
+
+def owner_pid(owner: str) -> int | None:
+    try:
+        return int(owner.rsplit(":", 2)[1])
+    except (ValueError, IndexError):
+        return None
+
+
+def sandbox_containers(pid: int) -> dict[str, str]:
+    """id -> state of every container labelled as a sandbox whose owner label names `pid` (this host)."""
+    host = socket.gethostname()
+    out = {}
+    for c in _docker().api.containers(all=True, filters={"label": LABEL}):
+        owner = (c.get("Labels") or {}).get(OWNER_LABEL, "")
+        if owner.split(":", 1)[0] == host and owner_pid(owner) == pid:
+            out[c["Id"]] = c.get("State", "?")
+    return out
+
+
+def wait_for_containers(pid: int, allowed: set[str] = frozenset(), deadline_s: float = 20.0) -> None:
+    """Poll until every sandbox container owned by `pid` is in `allowed` (containers are destroyed in the background)."""
+    end = time.monotonic() + deadline_s
+    while True:
+        extra = {k: v for k, v in sandbox_containers(pid).items() if k not in allowed}
+        if not extra:
+            return
+        if time.monotonic() > end:
+            pytest.fail(f"sandbox containers of pid {pid} still exist {deadline_s:.0f} s later: "
+                        f"{ {k[:12]: v for k, v in extra.items()} }")
+        time.sleep(0.2)
+
+
+def wait_docker_settled(ex: Any, deadline_s: float = 20.0) -> set[str]:
+    """Wait until the executor is idle with a full pool and docker shows exactly the pool's containers
+    for this process: the attempt's single-use container is gone. Returns the pool's container ids."""
+    end = time.monotonic() + deadline_s
+    while True:
+        st = ex.stats()
+        ours = sandbox_containers(os.getpid())
+        if st["live"] == st["ready"] == ex.pool_size and len(ours) == ex.pool_size:
+            return set(ours)
+        if time.monotonic() > end:
+            pytest.fail(f"docker executor did not settle within {deadline_s:.0f} s: stats {st}, "
+                        f"containers of this process: { {k[:12]: v for k, v in ours.items()} }")
+        time.sleep(0.2)
+
+
+def assert_clean(executor: Executor) -> None:
+    """Nothing of the attempt is left: no process (local), no container beyond the warm pool (docker)."""
+    if executor.name == "local":
+        if isinstance(executor, LocalExecutor) and executor.is_root:
+            assert_no_nobody_leftovers()
+    else:
+        wait_docker_settled(executor)
+
+
+# --------------------------------------------------------------------------------------------
+# Sanity
+
+
+def test_correct_program_passes(executor: Executor) -> None:
+    result, _ = grade(executor, CORRECT, as_response=True)
+    assert result.status is AttemptStatus.PASSED, [t.detail for t in result.tests]
+    assert verdicts(result) == [Verdict.PASSED, Verdict.PASSED]
+    assert_clean(executor)
+
+
+# --------------------------------------------------------------------------------------------
+# Resource exhaustion
+
+
+FORK_BOMB = textwrap.dedent("""\
+    import os
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            pass
+""")
+
+
+def test_fork_bomb(executor: Executor) -> None:
+    result, _ = grade(executor, FORK_BOMB)
+    assert result.status is AttemptStatus.FAILED
+    assert set(verdicts(result)) <= {Verdict.RUNTIME_ERROR, Verdict.TIME_LIMIT}, verdicts(result)
+    assert len(result.tests) == 2
+    assert_clean(executor)
+
+
+def test_memory_bomb_fast(executor: Executor) -> None:
+    result, wall = grade(executor, "x = bytearray(10**10)\nprint(len(x))\n")
+    assert verdicts(result) == [Verdict.MEMORY_LIMIT] * 2, [t.detail for t in result.tests]
+    assert wall < 2 * 1.0  # an allocation refused at once, not a timeout
+    assert_clean(executor)
+
+
+def test_memory_bomb_gradual(executor: Executor) -> None:
+    code = "blocks = []\nwhile True:\n    blocks.append([0] * 100_000)\n"
+    result, _ = grade(executor, code, stdin_problem(time_limit_s=5.0))
+    assert verdicts(result) == [Verdict.MEMORY_LIMIT] * 2, [t.detail for t in result.tests]
+    assert_clean(executor)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("while True:\n    pass\n", id="busy-loop"),
+        # One C call that never returns to the interpreter: an alarm or KeyboardInterrupt cannot stop it.
+        pytest.param("x = 10 ** (10 ** 9)\nprint(x % 7)\n", id="huge-int"),
+        pytest.param("import time\ntime.sleep(10**6)\n", id="sleep"),
+    ],
+)
+def test_time_limit(executor: Executor, code: str) -> None:
+    result, _ = grade(executor, code)
+    assert verdicts(result) == [Verdict.TIME_LIMIT] * 2, [t.detail for t in result.tests]
+    assert_clean(executor)
+
+
+def test_endless_output_is_cut_quickly(executor: Executor) -> None:
+    problem = stdin_problem(time_limit_s=5.0)
+    result, wall = grade(executor, 'while True:\n    print("x" * 65536)\n', problem)
+    assert verdicts(result) == [Verdict.OUTPUT_LIMIT] * 2, [t.detail for t in result.tests]
+    # Well before the time limit: both tests together take less than one test's limit.
+    assert wall < problem.time_limit_s, f"output limit took {wall:.1f} s"
+    assert all(t.elapsed_s < 1.0 for t in result.tests), [t.elapsed_s for t in result.tests]
+    assert_clean(executor)
+
+
+# --------------------------------------------------------------------------------------------
+# Isolation from the host
+
+
+def _host_ipv4_addresses() -> list[str]:
+    addrs = {"127.0.0.1"}
+    try:
+        out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, timeout=10).stdout
+        addrs.update(re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", out))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return sorted(addrs)
+
+
+@pytest.fixture
+def host_listener() -> Iterator[socket.socket]:
+    """A TCP listener on every host address (loopback included), on a free port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 0))
+    s.listen(16)
+    s.setblocking(False)
+    yield s
+    s.close()
+
+
+def test_no_network(executor: Executor, host_listener: socket.socket) -> None:
+    _skip_unless_root_local(executor, "network access")
+    port = host_listener.getsockname()[1]
+    targets = [(a, port) for a in _host_ipv4_addresses()] + [("10.255.255.1", 80)]
+    code = textwrap.dedent(f"""\
+        import socket
+        for host, port in {targets!r}:
+            try:
+                s = socket.create_connection((host, port), timeout=0.5)
+                s.sendall(b"pwned")
+                print("CONNECTED", host, port)
+            except OSError as e:
+                print("FAILED", host, port, type(e).__name__, e.errno)
+        try:
+            print("RESOLVED", socket.getaddrinfo("example.com", 80)[0][4])
+        except OSError as e:
+            print("FAILED dns", type(e).__name__)
+    """)
+    result, _ = grade(executor, code, stdin_problem(time_limit_s=3.0))
+    out = stdout_of(result)
+    assert "CONNECTED" not in out and "RESOLVED" not in out, out
+    assert out.count("FAILED") == 2 * (len(targets) + 1), out  # the program really ran every attempt
+    with pytest.raises(BlockingIOError):
+        conn, addr = host_listener.accept()
+        conn.close()
+        pytest.fail(f"the host listener received a connection from {addr}")
+    assert_clean(executor)
+
+
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """A directory on the host, readable by all but writable only by its owner, with a private file."""
+    d = Path(tempfile.mkdtemp(prefix="sdpo-hostile-"))
+    d.chmod(0o755)
+    (d / "private.txt").write_text("PRIVATE-" + secrets.token_hex(8))
+    (d / "private.txt").chmod(0o600)
+    yield d
+    for p in sorted(d.rglob("*"), reverse=True):
+        p.unlink() if not p.is_dir() else p.rmdir()
+    d.rmdir()
+
+
+def test_cannot_write_outside_the_work_dir(executor: Executor, host_dir: Path) -> None:
+    _skip_unless_root_local(executor, "writing the user's files")
+    etc = Path("/etc/sdpo-pwned")
+    pkg = ROOT / "sdpo_discover" / "sdpo_pwned.py"
+    assert not etc.exists() and not pkg.exists(), "left over from an earlier run: remove it"
+    targets = [host_dir / "pwned", host_dir / "private.txt", etc, pkg]
+    if pkg.parent.stat().st_mode & 0o002:
+        targets.remove(pkg)  # a world-writable checkout is writable by anyone; nothing to test there
+    secret = (host_dir / "private.txt").read_text()
+    code = textwrap.dedent(f"""\
+        for path in {[str(t) for t in targets]!r}:
+            try:
+                with open(path, "a") as f:
+                    f.write("pwned")
+                print("WROTE", path)
+            except OSError as e:
+                print("FAILED", path, type(e).__name__)
+        try:
+            print("READ", open({str(host_dir / "private.txt")!r}).read())
+        except OSError as e:
+            print("FAILED read", type(e).__name__)
+    """)
+    try:
+        result, _ = grade(executor, code)
+        out = stdout_of(result)
+        assert "WROTE" not in out, out
+        assert secret not in out, out
+        assert out.count("FAILED") == 2 * (len(targets) + 1), out
+        assert not (host_dir / "pwned").exists()
+        assert (host_dir / "private.txt").read_text() == secret
+        assert not etc.exists()
+        assert not pkg.exists()
+    finally:
+        for p in (etc, pkg):
+            if p.exists():
+                p.unlink()
+    assert_clean(executor)
+
+
+DAEMON = textwrap.dedent("""\
+    import os, signal, time
+    r, w = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+                signal.signal(s, signal.SIG_IGN)
+            os.write(w, str(os.getpid()).encode())
+            os.close(w)
+            time.sleep(10**6)  # keeps stdout and stderr open too
+            os._exit(0)
+        os._exit(0)
+    os.close(w)
+    print("DAEMON", os.read(r, 64).decode(), flush=True)
+""")
+
+
+def _daemon_pids(result: AttemptResult) -> list[int]:
+    pids = [int(m) for m in re.findall(r"DAEMON (\d+)", stdout_of(result))]
+    assert len(pids) == 2, stdout_of(result)
+    return pids
+
+
+def _alive_as_nobody(pid: int) -> bool:
+    """A process with this host pid exists and runs as `nobody` (a recycled pid of another user does not count)."""
+    import pwd
+
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    m = re.search(r"^Uid:\s+(\d+)", status, re.M)
+    return m is not None and int(m.group(1)) == pwd.getpwnam(NOBODY).pw_uid
+
+
+def test_background_process_does_not_outlive_the_attempt(executor: Executor) -> None:
+    result, wall = grade(executor, DAEMON)
+    pids = _daemon_pids(result)
+    assert wall < 2 * 1.0 + 2.0, "a process holding stdout open must not keep the test going"
+    if executor.name == "local":
+        # The pids are host pids: nothing with them may exist (recycled by another user at most).
+        alive = [p for p in pids if (_alive_as_nobody(p) if executor.is_root else os.path.exists(f"/proc/{p}"))]
+        assert not alive, f"background processes survived the attempt: {alive}"
+    assert_clean(executor)
+
+
+def test_background_process_gone_after_docker_close(docker_executor: Executor) -> None:
+    """A separate executor: after its close() no container of this process remains but the session pool's."""
+    from sdpo_discover.sandbox.container import DockerExecutor
+
+    pool = wait_docker_settled(docker_executor)
+    ex = DockerExecutor(pool_size=1)
+    try:
+        result, _ = grade(ex, DAEMON)
+        _daemon_pids(result)
+        result, _ = grade(ex, FORK_BOMB)
+        assert result.status is AttemptStatus.FAILED
+    finally:
+        ex.close()
+    wait_for_containers(os.getpid(), allowed=pool, deadline_s=10.0)
+    # The session executor is untouched by the other one's close.
+    assert wait_docker_settled(docker_executor) == pool
+
+
+def test_no_host_environment(executor: Executor, monkeypatch: pytest.MonkeyPatch) -> None:
+    name, value = f"SDPO_SECRET_{secrets.token_hex(6).upper()}", secrets.token_hex(16)
+    monkeypatch.setenv(name, value)
+    code = textwrap.dedent("""\
+        import os
+        print(dict(os.environ))
+        paths = ["/proc/1/environ", "/proc/self/environ", f"/proc/{os.getppid()}/environ"]
+        paths += [f"/proc/{p}/environ" for p in os.listdir("/proc") if p.isdigit()]
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    print(path, f.read().decode("utf-8", "replace"))
+            except OSError as e:
+                print(path, type(e).__name__)
+        print("ENV-DUMP-END")
+    """)
+    result, _ = grade(executor, code)
+    out = stdout_of(result)
+    assert out.count("ENV-DUMP-END") == 2, out[-2000:]
+    assert "/proc/self/environ PATH=" in out  # it could read its own environment: the dump is real
+    assert name not in out and value not in out
+    assert_clean(executor)
+
+
+# --------------------------------------------------------------------------------------------
+# Killing the runner
+
+
+@pytest.mark.parametrize(
+    ("code", "allowed"),
+    [
+        pytest.param("import os\nos.kill(os.getppid(), 9)\n", {Verdict.RUNTIME_ERROR}, id="kill-parent"),
+        # kill(-1) reaches every process the program may signal; as `nobody` (local, root) that is not
+        # the runner, so it may have no effect (wrong answer: it printed nothing).
+        pytest.param("import os\nos.kill(-1, 9)\n", {Verdict.RUNTIME_ERROR, Verdict.WRONG_ANSWER}, id="kill-all"),
+    ],
+)
+def test_killing_the_runner(executor: Executor, code: str, allowed: set[Verdict]) -> None:
+    if "kill(-1" in code:
+        _skip_unless_root_local(executor, "kill(-1) of all your processes")
+    result, _ = grade(executor, code)
+    assert result.status is AttemptStatus.FAILED, result.error
+    assert result.tests and result.tests[0].verdict in allowed, [(t.verdict, t.detail) for t in result.tests]
+    assert set(verdicts(result)) <= allowed
+    # The next attempt on the same executor works normally.
+    after, _ = grade(executor, CORRECT)
+    assert after.status is AttemptStatus.PASSED, [(t.verdict, t.detail) for t in after.tests]
+    assert_clean(executor)
+
+
+def test_interpreter_crash_names_the_signal(executor: Executor) -> None:
+    result, _ = grade(executor, "import ctypes\nctypes.string_at(0)\n")
+    assert verdicts(result) == [Verdict.RUNTIME_ERROR] * 2
+    for t in result.tests:
+        assert re.search(r"SIG[A-Z]+", t.error_type or ""), t.error_type
+        assert "SIGSEGV" in (t.detail or "")
+    assert_clean(executor)
+
+
+# --------------------------------------------------------------------------------------------
+# Concurrent attempts must not interfere
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "local executor: every attempt runs as the same uid (nobody), so one attempt's kill(-1, SIGKILL) "
+    "kills a concurrent attempt's test process, which is then graded memory_limit"))
+def test_concurrent_attempts_do_not_interfere_local(local_executor: LocalExecutor) -> None:
+    if not local_executor.is_root:
+        pytest.skip("the uid drop applies only when running as root")
+    problem = stdin_problem(time_limit_s=4.0, n_tests=1)
+    victim = "import time\ntime.sleep(2.0)\n" + CORRECT
+    attacker = textwrap.dedent("""\
+        import os, time
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            try:
+                os.kill(-1, 9)
+            except OSError:
+                pass
+            time.sleep(0.05)
+    """)
+    results: dict[str, AttemptResult] = {}
+
+    def run(name: str, code: str) -> None:
+        results[name] = grade_code(problem, code, local_executor)
+
+    threads = [threading.Thread(target=run, args=a) for a in (("victim", victim), ("attacker", attacker))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert_no_nobody_leftovers()
+    v = results["victim"]
+    assert v.status is AttemptStatus.PASSED, [(t.verdict.value, t.detail) for t in v.tests]
+
+
+# --------------------------------------------------------------------------------------------
+# The work directory (docker: a 256 MiB tmpfs at /work shared by all tests of an attempt)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "runner.py run_test never removes its per-test directory (tempfile.mkdtemp, no rmtree), so scratch "
+    "files of every test pile up in the /work tmpfs until it is full; the runner then fails writing the "
+    "next test's files and grading.py turns that into a sandbox_error"))
+def test_scratch_files_do_not_accumulate_across_tests(docker_executor: Executor) -> None:
+    # A legitimate program: a 3.9 MiB scratch file (under the 4 MiB file-size limit) in each test.
+    code = "with open('scratch.bin', 'wb') as f:\n    f.write(b'x' * (4000 << 10))\n" + CORRECT
+    result = grade_code(stdin_problem(time_limit_s=2.0, n_tests=80), code, docker_executor)
+    assert result.status is AttemptStatus.PASSED, f"{result.status.value}: {result.error}"
+    wait_docker_settled(docker_executor)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "grading.py verdicts_from_outcome raises SandboxError for a runner_error record, but the runner "
+    "emits one when the attempt itself filled the work directory (runner.py main: 'its doing, reported "
+    "as its error'): a program can turn its own attempt into a sandbox_error"))
+def test_filling_the_work_dir_is_the_attempts_fault(docker_executor: Executor) -> None:
+    # Writes 4 MiB files into /work itself (writable by the sandbox user), outside its test directory.
+    code = textwrap.dedent("""\
+        i = 0
+        try:
+            while True:
+                with open(f"../junk{i}", "wb") as f:
+                    f.write(b"x" * (4000 << 10))
+                i += 1
+        except OSError:
+            pass
+    """) + CORRECT
+    result = grade_code(stdin_problem(time_limit_s=2.0), code, docker_executor)
+    wait_docker_settled(docker_executor)
+    assert result.status is AttemptStatus.FAILED, f"{result.status.value}: {result.error}"
+
+
+# --------------------------------------------------------------------------------------------
+# The tool itself interrupted: Ctrl-C, SIGTERM, kill -9 (docker)
+
+SIGNAL_SCRIPT = textwrap.dedent("""\
+    import signal, sys
+
+    def _term(signum, frame):
+        raise KeyboardInterrupt  # as the CLI does
+
+    signal.signal(signal.SIGTERM, _term)
+    # A parent that ignores SIGINT (a background job of a non-interactive shell) passes SIG_IGN on.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from sdpo_discover.problems import problem_from_dict
+    from sdpo_discover.sandbox import grade_code
+    from sdpo_discover.sandbox.container import DockerExecutor
+
+    problem = problem_from_dict({"id": "sleepy", "title": "t", "statement": "s", "test_type": "stdin",
+                                 "time_limit_s": 30.0, "tests": [{"input": "1\\n", "output": "1\\n"}]})
+    ex = DockerExecutor(pool_size=2)
+    exec_ = ex._exec
+
+    def announced(*a, **k):
+        print("READY", flush=True)  # grading has started: the runner is being exec'd in a container
+        return exec_(*a, **k)
+
+    ex._exec = announced
+    try:
+        result = grade_code(problem, "import time\\ntime.sleep(100)\\n", ex)
+        print("GRADED", result.status.value, flush=True)
+    finally:
+        ex.close()
+""")
+
+
+def _start_grading_subprocess() -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGNAL_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, start_new_session=True,
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line.strip())
+            if line.strip() == "READY":
+                return
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(60)
+    if "READY" not in lines:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"the grading subprocess never got ready: {lines} {err[-2000:]}")
+    time.sleep(1.5)  # let the runner start the test in its container
+    return proc
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_removes_containers(sig: signal.Signals) -> None:
+    require_docker()
+    proc = _start_grading_subprocess()
+    try:
+        assert sandbox_containers(proc.pid), "the subprocess has no container: nothing to test"
+        proc.send_signal(sig)
+        try:
+            out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the process did not exit within 20 s of {sig.name}")
+        assert "GRADED" not in out, f"{sig.name} did not interrupt grading: {out}"
+        wait_for_containers(proc.pid, deadline_s=20.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.docker
+def test_kill_9_containers_reaped_by_next_executor() -> None:
+    require_docker()
+    from sdpo_discover.sandbox.container import DockerExecutor
+
+    proc = _start_grading_subprocess()
+    proc.kill()
+    proc.communicate(timeout=30)
+    time.sleep(1.0)  # a container creation in flight when it died has landed
+    stale = sandbox_containers(proc.pid)
+    assert stale, "kill -9 left no container: nothing to reap (the test is not testing anything)"
+    ex = DockerExecutor(pool_size=1)  # reaps stale containers when it starts
+    try:
+        wait_for_containers(proc.pid, deadline_s=10.0)
+    finally:
+        ex.close()
+
+
+# --------------------------------------------------------------------------------------------
+# After everything above
+
+
+def test_local_work_dirs_removed(local_executor: LocalExecutor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attempt's temporary directory is gone afterwards, whatever the program left in it."""
+    base = Path(tempfile.mkdtemp(prefix="sdpo-hostile-tmp-"))
+    base.chmod(0o711)
+    monkeypatch.setattr(tempfile, "tempdir", str(base))  # LocalExecutor's mkdtemp lands here
+    litter = textwrap.dedent("""\
+        import os
+        os.makedirs("a/b/c", exist_ok=True)
+        for i in range(50):
+            with open(f"a/b/c/f{i}", "w") as f:
+                f.write("x" * 1000)
+        os.chmod("a/b", 0o500)  # a directory its owner cannot write: still removed
+    """)
+    try:
+        for code in (litter, DAEMON, CORRECT):
+            grade(local_executor, code)
+        assert list(base.iterdir()) == []
+    finally:
+        monkeypatch.undo()
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def test_no_leftovers_after_hostile_tests(executor: Executor) -> None:
+    """After every hostile test above: no process of uid nobody (local); no container of this process
+    outside the warm pool, and none at all of an executor after its close() (docker)."""
+    if executor.name == "local":
+        if not (isinstance(executor, LocalExecutor) and executor.is_root):
+            pytest.skip("no uid drop when not root: the program's processes are yours")
+        assert_no_nobody_leftovers()
+    else:
+        from sdpo_discover.sandbox.container import DockerExecutor
+
+        pool = wait_docker_settled(executor)
+        ex = DockerExecutor(pool_size=2)
+        try:
+            grade(ex, CORRECT)
+        finally:
+            ex.close()
+        wait_for_containers(os.getpid(), allowed=pool, deadline_s=10.0)

@@ -89,7 +89,8 @@ def rec(**kw: object) -> dict:
         ({"exit_code": 1, "error": {"type": "MemoryError", "message": "", "frames": []}}, Verdict.MEMORY_LIMIT),
         ({"exit_code": 1, "stderr": "Traceback ...\nMemoryError\n"}, Verdict.MEMORY_LIMIT),
         ({"stdout": "1\n", "stderr": "debug: MemoryError is a word\n"}, Verdict.PASSED),  # exit 0: just a print
-        ({"exit_code": None, "signal": 9}, Verdict.MEMORY_LIMIT),  # SIGKILL not from the runner: the OOM killer
+        ({"exit_code": None, "signal": 9, "max_rss_kb": 250_000}, Verdict.MEMORY_LIMIT),  # near the limit: OOM killer
+        ({"exit_code": None, "signal": 9}, Verdict.RUNTIME_ERROR),  # far from it: killed (by itself, say)
         ({"exit_code": None, "signal": 11}, Verdict.RUNTIME_ERROR),
         ({"exit_code": 1, "error": {"type": "ValueError", "message": "bad", "frames": []}}, Verdict.RUNTIME_ERROR),
         ({"exit_code": 3}, Verdict.RUNTIME_ERROR),

@@ -31,6 +31,7 @@ from conftest import ROOT, require_docker
 from sdpo_discover.problems import Problem, problem_from_dict
 from sdpo_discover.sandbox import AttemptResult, AttemptStatus, Executor, Verdict, grade_code, grade_response
 from sdpo_discover.sandbox.container import LABEL, OWNER_LABEL  # imports no docker package
+from sdpo_discover.sandbox.local import UID_BASE
 from sdpo_discover.sandbox.local import LocalExecutor
 
 MARGIN_S = 5.0
@@ -84,17 +85,17 @@ def _skip_unless_root_local(executor: Executor, what: str) -> None:
 
 # -- processes (local) ------------------------------------------------------------------------
 
-NOBODY = "nobody"
+SANDBOX_UIDS = range(UID_BASE, UID_BASE + 256)  # the local executor's per-attempt uids (as root)
 
 
-def _ps() -> dict[int, tuple[str, int]]:
-    """pid -> (user, ppid), from `ps -eo user,pid,ppid`."""
-    out = subprocess.run(["ps", "-eo", "user:32,pid,ppid"], capture_output=True, text=True, check=True).stdout
+def _ps() -> dict[int, tuple[int, int]]:
+    """pid -> (uid, ppid), from `ps -eo uid,pid,ppid`."""
+    out = subprocess.run(["ps", "-eo", "uid,pid,ppid"], capture_output=True, text=True, check=True).stdout
     procs = {}
     for line in out.splitlines()[1:]:
         parts = line.split()
-        if len(parts) == 3 and parts[1].isdigit():
-            procs[int(parts[1])] = (parts[0], int(parts[2]))
+        if len(parts) == 3 and all(x.isdigit() for x in parts):
+            procs[int(parts[1])] = (int(parts[0]), int(parts[2]))
     return procs
 
 
@@ -107,24 +108,24 @@ def _is_runner(pid: int) -> bool:
 
 
 def leftover_nobody_processes() -> list[int]:
-    """Processes owned by `nobody` that this test process is responsible for.
+    """Processes of a sandbox uid that this test process is responsible for.
 
-    Any `nobody` process counts, except one that lives under a runner which is not ours (another
+    Any sandbox-uid process counts, except one that lives under a runner which is not ours (another
     test session on this machine, grading at this very moment). Ours are never alive between tests:
-    our runners have ended when grade_code returned, so a `nobody` process under our pid, or
+    our runners have ended when grade_code returned, so a sandbox-uid process under our pid, or
     orphaned to init, is a leftover.
     """
     procs = _ps()
     me = os.getpid()
     leftovers = []
     for pid, (user, _) in procs.items():
-        if user != NOBODY:
+        if user not in SANDBOX_UIDS:
             continue
         foreign, p, seen = False, procs[pid][1], 0
         while p > 1 and p in procs and seen < 64:
             if p == me:
                 break
-            if procs[p][0] != NOBODY and _is_runner(p):
+            if procs[p][0] not in SANDBOX_UIDS and _is_runner(p):
                 foreign = True  # a live runner that is not a child of ours (ours are all gone)
                 break
             p, seen = procs[p][1], seen + 1
@@ -142,7 +143,7 @@ def assert_no_nobody_leftovers(deadline_s: float = 5.0) -> None:
         if time.monotonic() > end:
             detail = subprocess.run(["ps", "-o", "user,pid,ppid,stat,cmd", "-p", ",".join(map(str, left))],
                                     capture_output=True, text=True).stdout
-            pytest.fail(f"processes of uid {NOBODY} left behind:\n{detail}")
+            pytest.fail(f"processes of a sandbox uid left behind:\n{detail}")
         time.sleep(0.1)
 
 
@@ -419,15 +420,13 @@ def _daemon_pids(result: AttemptResult) -> list[int]:
 
 
 def _alive_as_nobody(pid: int) -> bool:
-    """A process with this host pid exists and runs as `nobody` (a recycled pid of another user does not count)."""
-    import pwd
-
+    """A process with this host pid exists and runs as a sandbox uid (a recycled pid of another user does not count)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
     m = re.search(r"^Uid:\s+(\d+)", status, re.M)
-    return m is not None and int(m.group(1)) == pwd.getpwnam(NOBODY).pw_uid
+    return m is not None and int(m.group(1)) in SANDBOX_UIDS
 
 
 def test_background_process_does_not_outlive_the_attempt(executor: Executor) -> None:
@@ -478,7 +477,9 @@ def test_no_host_environment(executor: Executor, monkeypatch: pytest.MonkeyPatch
     result, _ = grade(executor, code)
     out = stdout_of(result)
     assert out.count("ENV-DUMP-END") == 2, out[-2000:]
-    assert "/proc/self/environ PATH=" in out  # it could read its own environment: the dump is real
+    # The dump is real: it read its own environment (docker), or the kernel hid it after the uid drop (local).
+    assert "/proc/self/environ PATH=" in out or "/proc/self/environ PermissionError" in out
+    assert "'PATH': " in out
     assert name not in out and value not in out
     assert_clean(executor)
 
@@ -491,7 +492,7 @@ def test_no_host_environment(executor: Executor, monkeypatch: pytest.MonkeyPatch
     ("code", "allowed"),
     [
         pytest.param("import os\nos.kill(os.getppid(), 9)\n", {Verdict.RUNTIME_ERROR}, id="kill-parent"),
-        # kill(-1) reaches every process the program may signal; as `nobody` (local, root) that is not
+        # kill(-1) reaches every process the program may signal; as a sandbox uid (local, root) that is not
         # the runner, so it may have no effect (wrong answer: it printed nothing).
         pytest.param("import os\nos.kill(-1, 9)\n", {Verdict.RUNTIME_ERROR, Verdict.WRONG_ANSWER}, id="kill-all"),
     ],
@@ -522,9 +523,6 @@ def test_interpreter_crash_names_the_signal(executor: Executor) -> None:
 # Concurrent attempts must not interfere
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "local executor: every attempt runs as the same uid (nobody), so one attempt's kill(-1, SIGKILL) "
-    "kills a concurrent attempt's test process, which is then graded memory_limit"))
 def test_concurrent_attempts_do_not_interfere_local(local_executor: LocalExecutor) -> None:
     if not local_executor.is_root:
         pytest.skip("the uid drop applies only when running as root")
@@ -559,10 +557,6 @@ def test_concurrent_attempts_do_not_interfere_local(local_executor: LocalExecuto
 # The work directory (docker: a 256 MiB tmpfs at /work shared by all tests of an attempt)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runner.py run_test never removes its per-test directory (tempfile.mkdtemp, no rmtree), so scratch "
-    "files of every test pile up in the /work tmpfs until it is full; the runner then fails writing the "
-    "next test's files and grading.py turns that into a sandbox_error"))
 def test_scratch_files_do_not_accumulate_across_tests(docker_executor: Executor) -> None:
     # A legitimate program: a 3.9 MiB scratch file (under the 4 MiB file-size limit) in each test.
     code = "with open('scratch.bin', 'wb') as f:\n    f.write(b'x' * (4000 << 10))\n" + CORRECT
@@ -571,25 +565,28 @@ def test_scratch_files_do_not_accumulate_across_tests(docker_executor: Executor)
     wait_docker_settled(docker_executor)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "grading.py verdicts_from_outcome raises SandboxError for a runner_error record, but the runner "
-    "emits one when the attempt itself filled the work directory (runner.py main: 'its doing, reported "
-    "as its error'): a program can turn its own attempt into a sandbox_error"))
 def test_filling_the_work_dir_is_the_attempts_fault(docker_executor: Executor) -> None:
     # Writes 4 MiB files into /work itself (writable by the sandbox user), outside its test directory.
     code = textwrap.dedent("""\
         i = 0
-        try:
-            while True:
-                with open(f"../junk{i}", "wb") as f:
-                    f.write(b"x" * (4000 << 10))
-                i += 1
-        except OSError:
-            pass
+        for size in (4000 << 10, 64 << 10, 1):  # big files, then small ones: fill it to the last byte
+            try:
+                while True:
+                    with open(f"../junk{i}", "wb") as f:
+                        f.write(b"x" * size)
+                    i += 1
+            except OSError:
+                pass
     """) + CORRECT
-    result = grade_code(stdin_problem(time_limit_s=2.0), code, docker_executor)
+    # The second test's input is larger than what the first test's directory frees: the runner cannot write it.
+    base = stdin_problem(time_limit_s=5.0)
+    tests = [base.tests[0].__dict__, {"input": "1 2\n" + " " * (512 << 10) + "\n", "output": "3\n"}]
+    problem = problem_from_dict({**base.to_json(), "tests": tests})
+    result = grade_code(problem, code, docker_executor)
     wait_docker_settled(docker_executor)
     assert result.status is AttemptStatus.FAILED, f"{result.status.value}: {result.error}"
+    last = result.tests[-1]
+    assert last.verdict is Verdict.RUNTIME_ERROR and "filled its work directory" in (last.detail or "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -715,7 +712,7 @@ def test_local_work_dirs_removed(local_executor: LocalExecutor, monkeypatch: pyt
 
 
 def test_no_leftovers_after_hostile_tests(executor: Executor) -> None:
-    """After every hostile test above: no process of uid nobody (local); no container of this process
+    """After every hostile test above: no process of a sandbox uid (local); no container of this process
     outside the warm pool, and none at all of an executor after its close() (docker)."""
     if executor.name == "local":
         if not (isinstance(executor, LocalExecutor) and executor.is_root):

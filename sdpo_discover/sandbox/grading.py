@@ -85,8 +85,8 @@ def verdict_for(problem: Problem, rec: dict[str, Any]) -> TestVerdict:
         v.verdict, v.detail = Verdict.MEMORY_LIMIT, f"exceeded the {problem.memory_limit_mb} MiB memory limit"
     elif rec.get("timed_out") or sig == signal.SIGXCPU:
         v.verdict, v.detail = Verdict.TIME_LIMIT, f"killed after the {problem.time_limit_s:g} s limit"
-    elif sig == signal.SIGKILL:
-        # Not killed by the runner (that would be a timeout): the kernel's OOM killer inside the container.
+    elif sig == signal.SIGKILL and rec.get("max_rss_kb", 0) >= 0.9 * problem.memory_limit_mb * 1024:
+        # Not killed by the runner (that would be a timeout) and near the limit: the kernel's OOM killer.
         v.verdict, v.detail = Verdict.MEMORY_LIMIT, "killed by the kernel (out of memory)"
     elif sig is not None:
         v.verdict, v.error_type = Verdict.RUNTIME_ERROR, v.error_type or f"Killed by {_signal_name(sig)}"
@@ -109,10 +109,18 @@ def verdict_for(problem: Problem, rec: dict[str, Any]) -> TestVerdict:
 
 
 def verdicts_from_outcome(problem: Problem, out: RunOutcome) -> list[TestVerdict]:
+    verdicts = []
     for rec in out.records:
+        if rec.get("attempt_filled_disk"):  # the program filled its work directory: its fault, not ours
+            verdicts.append(TestVerdict(
+                index=rec["index"], verdict=Verdict.RUNTIME_ERROR, hidden=problem.tests[rec["index"]].hidden,
+                error_type="OSError", error_message="No space left on device (the program filled its work directory)",
+                detail="the program filled its work directory; the remaining tests were not run",
+            ))
+            return verdicts
         if "runner_error" in rec:
             raise SandboxError(f"the runner failed on test {rec['index']}: {rec['runner_error']}")
-    verdicts = [verdict_for(problem, r) for r in out.records]
+        verdicts.append(verdict_for(problem, rec))
     if not out.complete and len(verdicts) < len(problem.tests):
         # The runner started, then vanished mid-test: the program killed it (kill(-1), kill of its parent).
         i = len(verdicts)

@@ -1,4 +1,4 @@
-"""The in-sandbox test runner: runs one attempt's program against every test, one child per test.
+"""The in-sandbox test runner: runs one attempt's program against every test, one process per test.
 
 Stdlib only, Python >= 3.11, one file: the executors pass this file's source to `python3 -c` inside
 the container (docker) or run it as a subprocess (local), so the image never needs rebuilding when
@@ -11,6 +11,10 @@ it changes. It reads one JSON request on stdin and writes JSON lines on stdout:
 Results stream so that when the attempt kills the runner itself (it can: in docker both run as the
 same user), the host still knows which tests finished and which test was running.
 
+Each test runs in a process *forked* from the runner after the runner has imported what programs
+usually need (a fork server: a test costs a fork, not an interpreter start). The child drops into
+its own session and limits, then executes the program as `__main__`.
+
 What it enforces per test (each has a test in tests/test_sandbox_hostile.py):
 - wall clock: the child runs in its own session; at the deadline the whole process group is killed
   with SIGKILL (an alarm signal alone does not stop work done in C, e.g. `10**10**8`);
@@ -21,23 +25,30 @@ What it enforces per test (each has a test in tests/test_sandbox_hostile.py):
   RLIMIT_NPROC, so it cannot signal the runner or read the caller's files;
 - captured output: stdout + stderr together are capped; past the cap the child is killed and the
   test ends with an output-limit verdict;
-- environment: the child gets a fixed minimal environment, never the caller's.
+- a fresh, randomly named directory per test, removed afterwards;
+- environment: a fixed minimal environment, never the caller's.
 What it does not do: network isolation and the read-only filesystem come from the executor
 (docker flags; a network namespace for local when the kernel allows it).
 """
 
 from __future__ import annotations
 
+import builtins
 import ctypes
+import io
 import json
 import os
 import resource
 import selectors
+import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
+import traceback
+
+# Imported once here so that every forked test starts with them loaded (LiveCodeBench's prelude).
+import bisect, collections, functools, heapq, itertools, math, random, re, string, typing  # noqa: E401,F401
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -45,68 +56,131 @@ CLONE_NEWNET = 0x40000000
 STDERR_KEEP = 64 * 1024  # bytes of stderr kept for feedback (the cap on total output still applies)
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
              "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/nonexistent"}
+# The program's namespace starts with these, so `List[int]` or `defaultdict` work without an import.
+PRELUDE = ("from typing import *\nfrom collections import *\nfrom heapq import *\nfrom bisect import *\n"
+           "from itertools import *\nfrom functools import *\nfrom math import *\nimport sys, math, re, "
+           "collections, heapq, bisect, itertools, functools, string, random, json")
+ENOSPC_ERRNOS = {28, 122}  # ENOSPC, EDQUOT: the attempt filled its own work directory
 
-# The child: executes solution.py in a namespace pre-filled with LiveCodeBench's usual imports (so
-# `List[int]` or `defaultdict` work without an import), then for functional tests calls the method.
-# Line numbers of solution.py are untouched. A structured error / the result goes to the fd in argv[3].
-HARNESS = r'''
-import sys, json, traceback, builtins
-def _report(obj):
+
+# --------------------------------------------------------------------------------------------
+# In the child (after fork): never returns, always os._exit.
+
+
+def _frames(tb: object) -> list[dict]:
+    return [{"lineno": fr.lineno, "name": fr.name, "line": (fr.line or "").strip()}
+            for fr in traceback.extract_tb(tb) if fr.filename == "solution.py"]
+
+
+def _report(fd: int, obj: dict) -> None:
     try:
-        with open(int(sys.argv[3]), "w", closefd=True) as f:
-            f.write(json.dumps(obj))
-    except OSError:
+        os.write(fd, json.dumps(obj).encode())
+    except (OSError, TypeError, ValueError):
         pass
-def _frames(tb):
-    out = []
-    for fr in traceback.extract_tb(tb):
-        if fr.filename == "solution.py":
-            out.append({"lineno": fr.lineno, "name": fr.name, "line": (fr.line or "").strip()})
-    return out
-mode, func = sys.argv[1], sys.argv[2]
-builtins.exit = builtins.quit = sys.exit
-src = open("solution.py", encoding="utf-8").read()
-ns = {"__name__": "__main__", "__builtins__": builtins}
-exec("from typing import *\nfrom collections import *\nfrom heapq import *\nfrom bisect import *\n"
-     "from itertools import *\nfrom functools import *\nfrom math import *\nimport sys, math, re, "
-     "collections, heapq, bisect, itertools, functools, string, random, json", ns)
-try:
-    code = compile(src, "solution.py", "exec")
-    exec(code, ns)
-    if mode == "functional":
-        args = [json.loads(l) for l in sys.stdin.read().strip().split("\n") if l.strip()]
-        if "Solution" in ns:
-            target = getattr(ns["Solution"](), func)
-        elif func in ns:
-            target = ns[func]
+
+
+def _child(req: dict, tdir: str, stdin_fd: int, out_w: int, err_w: int, res_w: int, base_vsz: int) -> None:
+    try:
+        os.setsid()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        os.dup2(stdin_fd, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.closerange(3, res_w)
+        os.closerange(res_w + 1, 1 << 16)
+        os.chdir(tdir)
+        tl, mem, cap = float(req["time_limit_s"]), int(req["memory_limit_mb"]) << 20, int(req["output_limit_bytes"])
+        resource.setrlimit(resource.RLIMIT_CPU, (int(tl) + 1, int(tl) + 2))
+        # The memory limit is what the program may add to the interpreter it was forked from.
+        resource.setrlimit(resource.RLIMIT_AS, (base_vsz + mem, base_vsz + mem))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        uid = req.get("drop_uid")
+        if uid is not None:
+            n = int(req.get("max_processes", 64))
+            resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+        os.environ.clear()
+        os.environ.update(CHILD_ENV)
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8")
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", write_through=True)
+        sys.argv = ["solution.py"]
+    except BaseException as e:  # noqa: BLE001 - the sandbox could not be set up: not the program's fault
+        _report(res_w, {"setup_error": f"{type(e).__name__}: {e}"})
+        os._exit(1)
+    status = 1
+    try:
+        status = _run_program(req, res_w)
+    except BaseException:  # noqa: BLE001 - the child must never fall back into the runner's code
+        status = 1
+    os._exit(status)
+
+
+def _vsz() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 64 << 20
+
+
+def _run_program(req: dict, res_w: int) -> int:
+    builtins.exit = builtins.quit = sys.exit  # the site module (absent under -S) would define them
+    ns: dict = {"__name__": "__main__", "__builtins__": builtins, "__file__": "solution.py"}
+    exec(PRELUDE, ns)
+    status = 0
+    try:
+        exec(compile(req["code"], "solution.py", "exec"), ns)
+        if req["test_type"] == "functional":
+            func = req.get("function_name") or ""
+            args = [json.loads(line) for line in sys.stdin.read().strip().split("\n") if line.strip()]
+            if "Solution" in ns:
+                target = getattr(ns["Solution"](), func)
+            elif func in ns:
+                target = ns[func]
+            else:
+                raise NameError(f"no class Solution with method {func!r} and no function {func!r} defined")
+            result = target(*args)
+            try:
+                text = json.dumps(result, default=lambda o: sorted(o) if isinstance(o, (set, frozenset)) else repr(o))
+            except (TypeError, ValueError):
+                text = json.dumps(repr(result))
+            _report(res_w, {"result": text})
+        if "threading" in sys.modules:  # what interpreter shutdown does: wait for non-daemon threads
+            sys.modules["threading"]._shutdown()
+    except SystemExit as e:
+        code = e.code
+        if code is None or code == 0:
+            status = 0
         else:
-            raise NameError(f"no class Solution with method {func!r} and no function {func!r} defined")
-        result = target(*args)
+            status = code if isinstance(code, int) else 1
+            if not isinstance(code, int):
+                print(code, file=sys.stderr)
+            _report(res_w, {"error": {"type": "SystemExit", "message": str(code), "frames": _frames(e.__traceback__)}})
+    except BaseException as e:  # noqa: BLE001 - report any exception of the program
+        _report(res_w, {"error": {"type": type(e).__name__, "message": str(e)[:2000], "frames": _frames(e.__traceback__)}})
+        tb = e.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != "solution.py":
+            tb = tb.tb_next  # show the program's own frames only, as python3 solution.py would
         try:
-            _report({"result": json.dumps(result, default=lambda o: sorted(o) if isinstance(o, (set, frozenset)) else repr(o))})
-        except (TypeError, ValueError) as e:
-            _report({"result": json.dumps(repr(result))})
-    sys.stdout.flush()
-except SystemExit as e:
-    sys.stdout.flush()
-    code = e.code
-    if code is None or code == 0:
-        raise
-    _report({"error": {"type": "SystemExit", "message": str(code), "frames": _frames(e.__traceback__)}})
-    raise
-except BaseException as e:
-    try:
-        sys.stdout.flush()
-    except BaseException:
-        pass
-    _report({"error": {"type": type(e).__name__, "message": str(e)[:2000], "frames": _frames(e.__traceback__),
-                       "syntax": {"lineno": e.lineno, "text": (e.text or "").rstrip()} if isinstance(e, SyntaxError) else None}})
-    tb = e.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != "solution.py":
-        tb = tb.tb_next
-    traceback.print_exception(type(e), e, tb if tb is not None else None)
-    sys.exit(1)
-'''
+            traceback.print_exception(type(e), e, tb)
+        except BaseException:  # noqa: BLE001
+            pass
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - e.g. a closed stdout: nothing more to say
+            pass
+    return status
+
+
+# --------------------------------------------------------------------------------------------
+# In the runner
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -137,6 +211,16 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def kill_descendants(me: int, deadline_s: float = 3.0) -> int:
     """SIGKILL every descendant until none is left; returns how many were killed."""
     killed, end = 0, time.monotonic() + deadline_s
@@ -160,75 +244,72 @@ def kill_descendants(me: int, deadline_s: float = 3.0) -> int:
     return killed
 
 
-def _reap() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def run_test(req: dict, index: int, inp: str) -> dict:
     tl = float(req["time_limit_s"])
-    mem = int(req["memory_limit_mb"]) << 20
     cap = int(req["output_limit_bytes"])
     drop_uid = req.get("drop_uid")
-    nproc = int(req.get("max_processes", 64))
     # A fresh directory per test with a random name: an earlier test's program cannot have prepared it.
     tdir = tempfile.mkdtemp(prefix=f"t{index}-", dir=req["base_dir"])
-    for name, text in (("input.txt", inp), ("solution.py", req["code"]), ("harness.py", HARNESS)):
-        with open(os.path.join(tdir, name), "w", encoding="utf-8") as f:
-            f.write(text)
-    if drop_uid is not None:
-        os.chmod(tdir, 0o755)
-        os.chown(tdir, drop_uid, drop_uid)
-    r_res, w_res = os.pipe()
-
-    def preexec() -> None:
-        os.setsid()
-        cpu = int(tl) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        in_path = os.path.join(tdir, "input.txt")
+        with open(in_path, "w", encoding="utf-8") as f:
+            f.write(inp)
+        with open(os.path.join(tdir, "solution.py"), "w", encoding="utf-8") as f:
+            f.write(req["code"])  # for the program's own introspection; the code runs from memory
         if drop_uid is not None:
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-            os.setgroups([])
-            os.setgid(drop_uid)
-            os.setuid(drop_uid)
+            os.chmod(tdir, 0o755)
+            os.chown(tdir, drop_uid, drop_uid)
+        return _fork_and_watch(req, index, tdir, in_path, tl, cap)
+    finally:
+        kill_descendants(os.getpid())
+        shutil.rmtree(tdir, ignore_errors=True)
 
+
+def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, cap: int) -> dict:
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    stdin_fd = os.open(in_path, os.O_RDONLY)
+    base_vsz = _vsz()
+    sys.stdout.flush()
     start = time.monotonic()
-    with open(os.path.join(tdir, "input.txt"), "rb") as stdin:
-        proc = subprocess.Popen(
-            [req.get("child_python") or sys.executable, "-I", "-S", "harness.py", req["test_type"], req.get("function_name") or "-", str(w_res)],
-            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CHILD_ENV,
-            preexec_fn=preexec, pass_fds=(w_res,), close_fds=True, cwd=tdir,
-        )
-    os.close(w_res)
+    pid = os.fork()
+    if pid == 0:
+        _child(req, tdir, stdin_fd, out_w, err_w, res_w, base_vsz)  # never returns
+    for fd in (out_w, err_w, res_w, stdin_fd):
+        os.close(fd)
     sel = selectors.DefaultSelector()
     bufs: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray(), "result": bytearray()}
-    total = 0
-    timed_out = exceeded = False
-    for name, fobj in (("stdout", proc.stdout), ("stderr", proc.stderr), ("result", r_res)):
-        fd = fobj if isinstance(fobj, int) else fobj.fileno()
+    for name, fd in (("stdout", out_r), ("stderr", err_r), ("result", res_r)):
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ, name)
+    try:
+        pidfd = os.pidfd_open(pid)  # readable when the child exits: no polling
+        sel.register(pidfd, selectors.EVENT_READ, "exit")
+    except (AttributeError, OSError):
+        pidfd = None
     deadline = start + tl
     open_fds, status, ru, exited_at = 3, None, None, None
+    total, timed_out, exceeded = 0, False, False
     while True:
         now = time.monotonic()
         if status is None:
-            pid, st, r = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
+            wpid, st, r = os.wait4(pid, os.WNOHANG)
+            if wpid:
                 status, ru, exited_at = st, r, now
+                if pidfd is not None:
+                    sel.unregister(pidfd)
         if status is not None and (not open_fds or now - exited_at > 0.05):
             break  # ended; a background process still holding the pipes does not keep the test going
         if status is None and now >= deadline:
             timed_out = True
             break
-        for key, _ in sel.select(timeout=max(0.0, min(deadline - now, 0.01 if status is not None else 0.05))):
+        wait = deadline - now if status is None else 0.05 - (now - exited_at)
+        if pidfd is None and status is None:
+            wait = min(wait, 0.005)
+        for key, _ in sel.select(timeout=max(0.0, wait)):
+            if key.data == "exit":
+                continue  # reaped at the top of the loop
             try:
                 chunk = os.read(key.fd, 65536)
             except BlockingIOError:
@@ -249,26 +330,23 @@ def run_test(req: dict, index: int, inp: str) -> dict:
                 break
         if exceeded:
             break
-    # Kill the group (and anything that left it) whether the child ended or not: nothing outlives a test.
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)  # the group, whether the child ended or not: nothing outlives a test
     except OSError:
         pass
     if status is None:
-        _, status, ru = os.wait4(proc.pid, 0)
+        _, status, ru = os.wait4(pid, 0)
     elapsed = time.monotonic() - start
-    leftovers = kill_descendants(os.getpid())
-    for key in list(sel.get_map().values()):
-        sel.unregister(key.fd)
     sel.close()
-    proc.stdout.close()
-    proc.stderr.close()
-    os.close(r_res)
+    for fd in (out_r, err_r, res_r) + ((pidfd,) if pidfd is not None else ()):
+        os.close(fd)
     result = error = None
     if bufs["result"]:
         try:
             rep = json.loads(bufs["result"].decode("utf-8", "replace"))
             result, error = rep.get("result"), rep.get("error")
+            if "setup_error" in rep:
+                return {"event": "test", "index": index, "runner_error": f"test setup failed: {rep['setup_error']}"}
         except ValueError:
             pass
     return {
@@ -278,7 +356,7 @@ def run_test(req: dict, index: int, inp: str) -> dict:
         "timed_out": timed_out, "output_exceeded": exceeded,
         "elapsed_s": round(elapsed, 4), "cpu_s": round(ru.ru_utime + ru.ru_stime, 4), "max_rss_kb": ru.ru_maxrss,
         "stdout": bufs["stdout"].decode("utf-8", "replace"), "stderr": bufs["stderr"].decode("utf-8", "replace"),
-        "result": result, "error": error, "leftover_processes": leftovers,
+        "result": result, "error": error,
     }
 
 
@@ -300,6 +378,7 @@ def main() -> None:
             # Root only (or a user namespace): a private network namespace with no interfaces but lo (down).
             if libc.unshare(CLONE_NEWNET) != 0:
                 sys.stderr.write(f"runner: unshare(CLONE_NEWNET) failed: errno {ctypes.get_errno()}\n")
+                sys.exit(3)  # refuse to run without the isolation that was asked for
     req["base_dir"] = os.path.abspath(req.get("workdir") or ".")
     out = sys.stdout
     out.write(json.dumps({"event": "start", "pid": os.getpid()}) + "\n")
@@ -307,11 +386,14 @@ def main() -> None:
     for i, inp in enumerate(req["inputs"]):
         try:
             res = run_test(req, i, inp)
-        except OSError as e:  # e.g. the attempt filled the work directory: its doing, reported as its error
-            kill_descendants(os.getpid())
-            res = {"event": "test", "index": i, "runner_error": f"{type(e).__name__}: {e}"}
+        except OSError as e:
+            # The work directory is full: the attempt filled it (its doing); anything else is ours.
+            res = {"event": "test", "index": i, "runner_error": f"{type(e).__name__}: {e}",
+                   "attempt_filled_disk": e.errno in ENOSPC_ERRNOS}
         out.write(json.dumps(res) + "\n")
         out.flush()
+        if res.get("attempt_filled_disk"):
+            break
     out.write(json.dumps({"event": "done"}) + "\n")
     out.flush()
 

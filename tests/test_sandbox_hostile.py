@@ -608,13 +608,13 @@ SIGNAL_SCRIPT = textwrap.dedent("""\
     problem = problem_from_dict({"id": "sleepy", "title": "t", "statement": "s", "test_type": "stdin",
                                  "time_limit_s": 30.0, "tests": [{"input": "1\\n", "output": "1\\n"}]})
     ex = DockerExecutor(pool_size=2)
-    exec_ = ex._exec
+    talk = ex._talk
 
     def announced(*a, **k):
-        print("READY", flush=True)  # grading has started: the runner is being exec'd in a container
-        return exec_(*a, **k)
+        print("READY", flush=True)  # grading has started: the request goes to a warm runner
+        return talk(*a, **k)
 
-    ex._exec = announced
+    ex._talk = announced
     try:
         result = grade_code(problem, "import time\\ntime.sleep(100)\\n", ex)
         print("GRADED", result.status.value, flush=True)

@@ -1,8 +1,9 @@
 """The docker executor: each attempt runs in its own hardened, single-use container from a warm pool.
 
-Containers are started ahead of time (`sleep`), each serves exactly one attempt through one
-`docker exec` of the runner, then is destroyed and replaced in the background: an attempt pays
-about an exec, not a container start, and nothing an attempt leaves behind reaches the next one.
+Containers are started ahead of time (`sleep`), each with the runner already started inside it
+(one `docker exec`, waiting for its request on stdin); each serves exactly one attempt, then is
+destroyed and replaced in the background: an attempt pays for sending its request and running its
+tests, not for a container or an interpreter start, and nothing it leaves behind reaches the next.
 
 What each container enforces (each has a test in tests/test_sandbox_hostile.py):
 - no network (network mode "none": only a loopback interface);
@@ -31,14 +32,16 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from .base import Executor, RunOutcome, RunRequest, SandboxError, parse_runner_output, runner_source
+from .image import IMAGE
 
 LABEL = "sdpo-discover.sandbox"
 OWNER_LABEL = "sdpo-discover.owner"
-# Overridable for tests and for users with their own image (same contract: see image.py).
-DEFAULT_IMAGE = os.environ.get("SDPO_DISCOVER_IMAGE", "sdpo-discover-sandbox:1")
+# Overridable for users with their own image (same contract: see image.py).
+DEFAULT_IMAGE = os.environ.get("SDPO_DISCOVER_IMAGE", IMAGE)
 RUNNER_OVERHEAD_MB = 192  # the runner itself and the page cache of tmpfs files, on top of one test's limit
 
 
@@ -96,6 +99,15 @@ def reap_stale(client: Any) -> int:
     return n
 
 
+@dataclass
+class _Warm:
+    """A pre-started container whose runner is already up and waiting for its request."""
+
+    cid: str
+    exec_id: str
+    sock: Any
+
+
 class DockerExecutor(Executor):
     name = "docker"
 
@@ -119,7 +131,7 @@ class DockerExecutor(Executor):
         self.pids_limit, self.work_tmpfs_mb, self.max_lifetime_s = pids_limit, work_tmpfs_mb, max_lifetime_s
         self.owner = _owner_id()
         self._runner_cmd = ["python3", "-I", "-S", "-c", runner_source()]
-        self._ready: queue.Queue[str] = queue.Queue()
+        self._ready: queue.Queue[_Warm] = queue.Queue()
         self._live: set[str] = set()  # every container we created and have not yet removed
         self._lock = threading.Lock()
         self._closed = False
@@ -164,14 +176,33 @@ class DockerExecutor(Executor):
         if self._closed:
             return
         try:
-            cid = self._create(self.memory_mb)
+            warm = self._start_runner(self._create(self.memory_mb))
         except Exception as e:  # surfaced to the next run() that waits for a container
             self._errors.put(f"cannot start a sandbox container: {e}")
             return
         if self._closed:
-            self._destroy(cid)
+            self._discard(warm)
         else:
-            self._ready.put(cid)
+            self._ready.put(warm)
+
+    def _start_runner(self, cid: str) -> _Warm:
+        """Start the runner in the container now; it waits for its request on stdin. Its start-up
+        (an interpreter and its imports) is paid here, in the background, not by the attempt."""
+        try:
+            ex = self.api.exec_create(cid, self._runner_cmd, stdin=True, stdout=True, stderr=True,
+                                      user="1000:1000", workdir="/work", environment={})
+            sock = self.api.exec_start(ex["Id"], socket=True)
+        except Exception as e:
+            self._destroy(cid)
+            raise SandboxError(f"docker exec failed: {e}") from None
+        return _Warm(cid, ex["Id"], sock)
+
+    def _discard(self, warm: _Warm) -> None:
+        try:
+            warm.sock.close()
+        except Exception:
+            pass
+        self._destroy(warm.cid)
 
     def _destroy(self, cid: str) -> None:
         try:
@@ -181,7 +212,7 @@ class DockerExecutor(Executor):
         with self._lock:
             self._live.discard(cid)
 
-    def _take(self, timeout: float = 120.0) -> str:
+    def _take(self, timeout: float = 120.0) -> _Warm:
         end = time.monotonic() + timeout
         while True:
             try:
@@ -206,34 +237,30 @@ class DockerExecutor(Executor):
         start = time.monotonic()
         if need > self.memory_mb:  # this problem needs a bigger container than the pool's: a cold one
             try:
-                cid = self._create(need)
+                warm = self._start_runner(self._create(need))
+            except SandboxError:
+                raise
             except Exception as e:
                 raise SandboxError(f"cannot start a sandbox container: {e}") from None
         else:
-            cid = self._take()
+            warm = self._take()
             self._bg.submit(self._refill)
         try:
             payload = request.to_runner_json(workdir="/work")
             outer = len(request.inputs) * (request.time_limit_s + 5.0) + 30.0
-            stdout, stderr, exit_code = self._exec(cid, payload, outer)
+            stdout, stderr, exit_code = self._talk(warm, payload, outer)
         finally:
-            self._bg.submit(self._destroy, cid)  # single use: never reused, whatever happened
+            self._bg.submit(self._discard, warm)  # single use: never reused, whatever happened
         out = parse_runner_output(stdout, stderr)
         out.elapsed_s = time.monotonic() - start
         if not out.started:
             raise SandboxError(f"the runner did not start in the container (exit {exit_code}): {out.runner_stderr[-800:]}")
         return out
 
-    def _exec(self, cid: str, payload: bytes, timeout: float) -> tuple[bytes, bytes, int | None]:
-        """`docker exec -i` through the API: send the request on stdin, half-close, read the
-        multiplexed stdout/stderr stream until the runner exits."""
-        try:
-            ex = self.api.exec_create(cid, self._runner_cmd, stdin=True, stdout=True, stderr=True,
-                                      user="1000:1000", workdir="/work", environment={})
-            sock = self.api.exec_start(ex["Id"], socket=True)
-        except Exception as e:
-            raise SandboxError(f"docker exec failed: {e}") from None
-        raw = getattr(sock, "_sock", sock)
+    def _talk(self, warm: _Warm, payload: bytes, timeout: float) -> tuple[bytes, bytes, int | None]:
+        """Send the request on the runner's stdin, half-close, and read the multiplexed
+        stdout/stderr stream (`docker exec -i` through the API) until the runner exits."""
+        raw = getattr(warm.sock, "_sock", warm.sock)
         out, err = bytearray(), bytearray()
         try:
             raw.settimeout(timeout)
@@ -255,13 +282,8 @@ class DockerExecutor(Executor):
             raise SandboxError(f"the runner did not finish within {timeout:.0f} s") from None
         except OSError as e:
             raise SandboxError(f"lost the connection to the container: {e}") from None
-        finally:
-            try:
-                sock.close()
-            except Exception:
-                pass
         try:
-            code = self.api.exec_inspect(ex["Id"]).get("ExitCode")
+            code = self.api.exec_inspect(warm.exec_id).get("ExitCode")
         except Exception:
             code = None
         return bytes(out), bytes(err), code
@@ -272,6 +294,15 @@ class DockerExecutor(Executor):
             return
         self._closed = True
         self._bg.shutdown(wait=True, cancel_futures=True)
+        while True:
+            try:
+                warm = self._ready.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                warm.sock.close()
+            except Exception:
+                pass
         with self._lock:
             live = list(self._live)
         for cid in live:
@@ -280,6 +311,13 @@ class DockerExecutor(Executor):
             atexit.unregister(self.close)
         except Exception:
             pass
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Block until the whole pool is warm (e.g. while the model generates the next batch)."""
+        end = time.monotonic() + timeout
+        while self._ready.qsize() < self.pool_size and time.monotonic() < end and not self._closed:
+            time.sleep(0.01)
+        return self._ready.qsize() >= self.pool_size
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

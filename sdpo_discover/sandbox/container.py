@@ -248,13 +248,14 @@ class DockerExecutor(Executor):
         try:
             payload = request.to_runner_json(workdir="/work")
             outer = len(request.inputs) * (request.time_limit_s + 5.0) + 30.0
-            stdout, stderr, exit_code = self._talk(warm, payload, outer)
+            stdout, stderr, _ = self._talk(warm, payload, outer)
         finally:
             self._bg.submit(self._discard, warm)  # single use: never reused, whatever happened
         out = parse_runner_output(stdout, stderr)
         out.elapsed_s = time.monotonic() - start
-        if not out.started:
-            raise SandboxError(f"the runner did not start in the container (exit {exit_code}): {out.runner_stderr[-800:]}")
+        if not out.started:  # only then is the exit code worth an API round trip
+            raise SandboxError(f"the runner did not start in the container (exit {self._exit_code(warm)}): "
+                               f"{out.runner_stderr[-800:]}")
         return out
 
     def _talk(self, warm: _Warm, payload: bytes, timeout: float) -> tuple[bytes, bytes, int | None]:
@@ -282,11 +283,13 @@ class DockerExecutor(Executor):
             raise SandboxError(f"the runner did not finish within {timeout:.0f} s") from None
         except OSError as e:
             raise SandboxError(f"lost the connection to the container: {e}") from None
+        return bytes(out), bytes(err), None
+
+    def _exit_code(self, warm: _Warm) -> int | None:
         try:
-            code = self.api.exec_inspect(warm.exec_id).get("ExitCode")
+            return self.api.exec_inspect(warm.exec_id).get("ExitCode")
         except Exception:
-            code = None
-        return bytes(out), bytes(err), code
+            return None
 
     def close(self) -> None:
         """Remove every container this executor created. Called on exit, Ctrl-C and errors."""

@@ -16,24 +16,29 @@ from sdpo_discover.sandbox.local import LocalExecutor
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEMS = ROOT / "problems"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-_docker_skips: list[str] = []
+_skips: dict[str, tuple[list[str], str]] = {}  # what -> (reasons, how to get it)
 
 
-def require_docker() -> None:
-    ok, why = docker_available()
+def require(what: str, ok: bool, why: str, how: str) -> None:
+    """Tests that need `what`: in CI its absence is a failure; elsewhere a skip, repeated loudly at the end."""
     if ok:
         return
     if IN_CI:
-        pytest.fail(f"Docker is required in CI and is not usable: {why}", pytrace=False)
-    _docker_skips.append(why)
-    pytest.skip(f"DOCKER UNAVAILABLE, test not run: {why}")
+        pytest.fail(f"{what} is required in CI and is not usable: {why}", pytrace=False)
+    _skips.setdefault(what, ([], how))[0].append(why)
+    pytest.skip(f"{what.upper()} UNAVAILABLE, test not run: {why}")
+
+
+def require_docker() -> None:
+    require("docker", *docker_available(),
+            "Run scripts/setup (as root) to install docker.io, start dockerd and build the image.")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001
-    if _docker_skips:
-        terminalreporter.write_sep("!", "DOCKER TESTS WERE SKIPPED", red=True, bold=True)
-        terminalreporter.write_line(f"{len(_docker_skips)} docker test(s) did not run: {_docker_skips[0]}", red=True)
-        terminalreporter.write_line("Run scripts/setup (as root) to install docker.io, start dockerd and build the image.", red=True)
+    for what, (reasons, how) in _skips.items():
+        terminalreporter.write_sep("!", f"{what.upper()} TESTS WERE SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(f"{len(reasons)} {what} test(s) did not run: {reasons[0]}", red=True)
+        terminalreporter.write_line(how, red=True)
 
 
 @pytest.fixture(scope="session")

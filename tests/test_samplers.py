@@ -19,11 +19,12 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from conftest import require
 import torch
 
 from sdpo_discover.samplers import (
@@ -37,7 +38,6 @@ from sdpo_discover.samplers import (
     vllm_venv_path,
 )
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # peft 0.21 reads a property transformers 5.23 deprecated: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 TARGETS = ["loratarget modules", "adapter version two"]  # what adapters 1 and 2 are trained to say
@@ -356,13 +356,7 @@ def test_generate_argument_errors(hf: HFSampler, tiny: Tiny) -> None:
 
 
 def require_vllm() -> None:
-    ok, why = vllm_available()
-    if ok:
-        return
-    if IN_CI:
-        pytest.fail(f"the vLLM virtual environment is required in CI and is missing: {why}", pytrace=False)
-    warnings.warn(f"VLLM TESTS SKIPPED: {why}", stacklevel=1)
-    pytest.skip(f"VLLM UNAVAILABLE, test not run: {why}")
+    require("vllm", *vllm_available(), "bash scripts/setup-vllm builds the vLLM virtual environment.")
 
 
 def test_missing_venv_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -413,6 +407,23 @@ for line in sys.stdin:
 """
 
 
+def record_popen(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every process the samplers module starts, appended to the returned list."""
+    import subprocess
+
+    import sdpo_discover.samplers as samplers
+
+    started: list[subprocess.Popen] = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(samplers.subprocess, "Popen", Recorded)
+    return started
+
+
 @pytest.fixture
 def fake_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """VLLMSampler(model, venv=...) that runs FAKE_WORKER in mode `set_mode(...)`; yields (make, started)."""
@@ -430,14 +441,7 @@ def fake_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "worker.py").write_text(FAKE_WORKER)
     monkeypatch.setattr(samplers, "WORKER_SCRIPT", tmp_path / "worker.py")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # failed samplers keep their logs: here
-    started: list[subprocess.Popen] = []
-
-    class Recorded(subprocess.Popen):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            started.append(self)
-
-    monkeypatch.setattr(samplers.subprocess, "Popen", Recorded)
+    started = record_popen(monkeypatch)
 
     def make(mode: str, **kwargs) -> VLLMSampler:
         monkeypatch.setenv("FAKE_WORKER_MODE", mode)
@@ -681,14 +685,7 @@ def test_vllm_start_timeout_kills_the_worker_group(
     import sdpo_discover.samplers as samplers
 
     require_vllm()
-    started: list[subprocess.Popen] = []
-
-    class Recorded(subprocess.Popen):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            started.append(self)
-
-    monkeypatch.setattr(samplers.subprocess, "Popen", Recorded)
+    started = record_popen(monkeypatch)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # failed samplers keep their logs: here
     with pytest.raises(SamplerError, match="did not answer 'init' within 3 s") as err:
         VLLMSampler(tiny.dir, max_model_len=256, max_lora_rank=8, kv_cache_gib=1, start_timeout_s=3)

@@ -380,6 +380,18 @@ def models_pull(
     out.print(f"[green]Ready[/] {preset.name} in {time.monotonic() - start:.0f} s: {folder}", highlight=False)
 
 
+# ---------------------------------------------------------------------------------------------
+# solve
+
+# (solve goes here)
+
+
+# ---------------------------------------------------------------------------------------------
+# explain
+
+# (explain goes here)
+
+
 def main() -> None:
     try:
         app()

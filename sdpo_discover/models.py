@@ -535,6 +535,14 @@ def load_model(resolved: ResolvedModel, device: str = "auto",
     return model.to(dev).eval(), tok
 
 
+def chat_prompt_ids(tokenizer: Any, user: str, system: str | None = None) -> list[int]:
+    """One user turn (after an optional system turn) through the model's chat template, ending where the
+    assistant's answer starts: the token ids of a student prompt x or a teacher context c."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 # ---------------------------------------------------------------------------------------------
 # tiny in-process models, for tests and smoke tests
 

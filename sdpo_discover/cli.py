@@ -389,7 +389,131 @@ def models_pull(
 # ---------------------------------------------------------------------------------------------
 # explain
 
-# (explain goes here)
+class ExplainDevice(str, Enum):  # the same choices as solve's --device
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"{path}: no such file. Pass {what}.")
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"{path}: cannot read: {e}")
+
+
+def _as_response(path: Path, text: str) -> str:
+    """A .py file is code: wrap it as the ```python block a model would have written."""
+    return f"```python\n{text.rstrip()}\n```\n" if path.suffix == ".py" else text
+
+
+@app.command()
+def explain(
+    problem: Annotated[Path, typer.Argument(help="A problem.json, or a LiveCodeBench record file holding one record.")],
+    attempt: Annotated[Path, typer.Argument(help="The attempt: a model response file, or a .py file (wrapped as a ```python block).")],
+    feedback: Annotated[Path | None, typer.Option(help="A text file with the feedback the teacher sees. Default: grade the attempt in the sandbox and use the judge's feedback.")] = None,
+    solution: Annotated[Path | None, typer.Option(help="A correct solution (response or .py) shown to the teacher as 'Correct solution', as SDPO shows a successful sibling attempt.")] = None,
+    model: Annotated[str, typer.Option(help="A preset (`sdpo-discover models list`), a local Hugging Face folder, or a .gguf file.")] = "qwen2.5-coder-0.5b",
+    adapter: Annotated[Path | None, typer.Option(help="A peft LoRA adapter folder loaded onto the model; student and teacher both use it.")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", help="Also write the heat map as one self-contained HTML page.")] = None,
+    device: Annotated[ExplainDevice, typer.Option(help="Where the model runs: cpu, cuda, or auto (cuda when available).")] = ExplainDevice.auto,
+    sandbox: Annotated[SandboxChoice, typer.Option(help="Where to grade the attempt when --feedback is not given: docker, local, or auto.")] = SandboxChoice.auto,
+    top: Annotated[int, typer.Option(min=1, help="How many of the strongest tokens to list, with the teacher's 3 likeliest alternatives.")] = 10,
+) -> None:
+    """Show which tokens of an attempt SDPO's teacher disagrees with: the per-token credit assignment.
+
+    Student: the model shown the question. Teacher: the same model shown the question and the feedback.
+
+    Each token is coloured by log q - log pi: red where the teacher disagrees (pushed down), blue where it reinforces.
+
+    Without --feedback the attempt is graded in the sandbox; a passing attempt has nothing to explain unless --solution.
+
+    Exit code 0 on success, 2 on bad input (a file, the model, the adapter), 3 when the sandbox failed.
+
+    Example:  sdpo-discover explain problems/sum-two.json problems/wrong/sum-two.py --html sum-two.html
+    """
+    from .models import ModelError, load_model, resolve_model
+
+    prob = _load_problem(problem)
+    response = _as_response(attempt, _read_text(attempt, "a .py file or a text file holding a model response"))
+    feedback_text = _read_text(feedback, "a text file holding the feedback") if feedback else None
+    solution_text = (_as_response(solution, _read_text(solution, "a .py file or a model response that passes"))
+                     if solution else None)
+    if adapter is not None and not (adapter / "adapter_config.json").is_file():
+        fail(f"{adapter}: not a LoRA adapter folder (no adapter_config.json); pass a folder written by peft's "
+             "save_pretrained.")
+    if feedback is not None and not feedback_text.strip() and not solution_text:
+        fail(f"{feedback}: the feedback file is empty; the teacher would see nothing the student does not.")
+    if feedback is None:
+        from .feedback import render_feedback
+        from .sandbox import AttemptStatus, grade_response
+
+        _install_signal_handlers()
+        executor = _executor(sandbox)
+        try:
+            result = grade_response(prob, response, executor)
+        except KeyboardInterrupt:
+            executor.close()
+            err.print("Interrupted; sandbox cleaned up.")
+            raise typer.Exit(130) from None
+        finally:
+            executor.close()
+        if result.status is AttemptStatus.SANDBOX_ERROR:
+            fail(f"the sandbox failed: {result.error}\nRun `sdpo-discover sandbox doctor`, or pass --feedback FILE.",
+                 EXIT_SANDBOX)
+        feedback_text = render_feedback(prob, result)
+        out.print(f"Graded in the {result.executor} sandbox: [bold]{result.status.value}[/] "
+                  f"({result.n_passed}/{len(prob.tests)} tests passed)", highlight=False)
+        if feedback_text is None and not solution_text:
+            out.print("The attempt passes every test: it has no feedback, so the teacher sees nothing the student "
+                      "does not and SDPO gives it no credit. To see what a correct solution would teach, pass "
+                      "--solution FILE; to try a feedback text of your own, pass --feedback FILE.")
+            return
+
+    def say(message: str) -> None:
+        err.print(f"[dim]{escape(message)}[/]", highlight=False)
+
+    try:
+        resolved = resolve_model(model, progress=say)
+        say(f"loading {resolved.path}")
+        mdl, tok = load_model(resolved, device=device.value)
+    except ModelError as e:
+        fail(str(e))
+    if adapter is not None:
+        from peft import PeftModel
+
+        try:
+            mdl = PeftModel.from_pretrained(mdl, str(adapter)).eval()
+        except Exception as e:  # noqa: BLE001 - shape mismatches, corrupt files: one message
+            fail(f"{adapter}: cannot load the adapter onto {model} ({type(e).__name__}: {e})")
+
+    from .explain import explain_attempt, render_html, render_terminal
+
+    say("scoring the attempt as student and as teacher")
+    try:
+        credit = explain_attempt(mdl, tok, prob, response, feedback_text, solution=solution_text)
+    except ValueError as e:
+        fail(f"{attempt}: {e}")
+    told = [k for k, v in (("feedback", feedback_text), ("a correct solution", solution_text)) if v]
+    out.print(f"[bold]{escape(prob.id)}[/] — {escape(attempt.name)}, model {escape(model)}"
+              + (f" + adapter {escape(str(adapter))}" if adapter else "")
+              + f"; the teacher was shown {' and '.join(told)}", highlight=False)
+    if feedback_text:
+        out.print(Panel(escape(feedback_text), title="feedback (what the teacher was told)", title_align="left",
+                        expand=False), highlight=False)
+    out.print(render_terminal(credit, strongest=top))
+    if html_out is not None:
+        meta = {"problem": f"{prob.id} — {prob.title}", "attempt": str(attempt), "model": model,
+                "adapter": str(adapter) if adapter else "none", "feedback": feedback_text or "none",
+                "correct solution": solution_text or "none"}
+        page = render_html(credit, f"SDPO credit: {prob.id} / {attempt.name}", meta, strongest=max(top, 20))
+        try:
+            html_out.write_text(page, encoding="utf-8")
+        except OSError as e:
+            fail(f"{html_out}: cannot write: {e}")
+        out.print(f"Wrote {html_out}", highlight=False)
 
 
 def main() -> None:

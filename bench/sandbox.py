@@ -12,7 +12,8 @@ sum), graded end to end. Four ways to run it:
   bare python3       the floor: one plain `python3` subprocess per test, no isolation, no runner
 
 Latency is the median wall time of one attempt graded alone (sequentially; for the warm pool, after
-the pool has refilled, as between two batches of the solve loop); throughput is attempts per second
+the pool has refilled and no container is being started or removed, as between two batches of the
+solve loop: `DockerExecutor.wait_ready`); throughput is attempts per second
 with --workers threads grading back to back (for the warm pool this includes waiting for
 replacement containers: the pool's refill rate bounds it). Targets: warm pool latency at most 2x local, and
 a docker run per attempt at least 3x slower than the warm pool. Set SDPO_DISCOVER_IMAGE to use
@@ -140,6 +141,7 @@ def main() -> int:
 
     image = args.image or DEFAULT_IMAGE
     problem = make_problem(args.tests)
+    load_before = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     rows: dict[str, dict[str, float]] = {}
     docker_ok, why = (False, "--no-docker") if args.no_docker else docker_available(image)
     if not docker_ok:
@@ -168,7 +170,8 @@ def main() -> int:
     print(f"\nSandbox benchmark: one attempt = {args.tests} stdin tests of a correct solution; "
           f"{args.attempts} attempts per mode; throughput with {args.workers} concurrent workers.")
     print(f"{platform.node()}: {platform.system()} {platform.release()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, image {image if docker_ok else '-'}; local: {local.describe()}\n")
+          f"Python {platform.python_version()}, image {image if docker_ok else '-'}; local: {local.describe()}")
+    print(f"load average (1 min) {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n")
     print("| mode | median latency (ms) | p90 latency (ms) | throughput (attempts/s) |")
     print("|---|---:|---:|---:|")
     for name, r in rows.items():

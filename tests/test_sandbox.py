@@ -4,10 +4,16 @@ test_sandbox_hostile.py.)"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import pytest
 
 from sdpo_discover.problems import problem_from_dict
 from sdpo_discover.sandbox import AttemptStatus, Executor, Verdict, grade_code, grade_response, make_executor
+from sdpo_discover.sandbox.base import DONE_LINE, RunRequest, parse_runner_output, runner_source
 
 STDIN = problem_from_dict({
     "id": "sum", "title": "Sum", "statement": "Sum the numbers.", "test_type": "stdin", "time_limit_s": 2,
@@ -108,3 +114,31 @@ def test_auto_picks_a_working_executor() -> None:
     with make_executor("auto", warn=warnings.append) as ex:
         assert grade_code(STDIN, SUM, ex).passed
         assert ex.name == "docker" or (warnings and "local" in warnings[0])
+
+
+def test_runner_protocol_starts_on_newline_and_ends_with_the_done_line(tmp_path: Path) -> None:
+    # The docker executor relies on both: the runner starts on the request's newline (end of input
+    # through `docker exec` is a round trip), and reading stops at DONE_LINE (no wait for the exit).
+    payload = RunRequest(code=SUM, test_type="stdin", inputs=["1\n5\n", "2\n1 2\n"]).to_runner_json(workdir=str(tmp_path))
+    assert payload.count(b"\n") == 1 and payload.endswith(b"\n")
+    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", runner_source()], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    watchdog = threading.Timer(60, proc.kill)  # a runner waiting for end of input would hang here
+    watchdog.start()
+    try:
+        proc.stdin.write(payload)
+        proc.stdin.flush()  # and stdin stays open
+        stdout = proc.stdout.read()
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait()
+    assert stdout.endswith(DONE_LINE) and stdout.count(DONE_LINE) == 1
+    out = parse_runner_output(stdout)
+    assert out.complete and [r["stdout"] for r in out.records] == ["5\n", "3\n"]
+
+
+def test_printing_the_done_line_does_not_end_the_attempt(executor: Executor) -> None:
+    code = "import sys\nsys.stdout.write(" + repr(DONE_LINE.decode()) + ")\n" + SUM
+    r = grade_code(STDIN, code, executor)
+    assert r.status is AttemptStatus.FAILED and len(r.tests) == 3  # every test ran (and printed extra)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 RUNNER_PATH = Path(__file__).with_name("runner.py")
+DONE_LINE = b'{"event": "done"}\n'  # the runner's last line (runner.py writes exactly this)
 
 
 class SandboxError(RuntimeError):
@@ -32,7 +33,9 @@ class RunRequest:
     max_processes: int = 64
 
     def to_runner_json(self, **extra: Any) -> bytes:
-        return json.dumps({**asdict(self), **extra}).encode()
+        # One line: the runner starts on the newline, without waiting for end of input (which, through
+        # `docker exec`, is a round trip through dockerd and containerd-shim).
+        return json.dumps({**asdict(self), **extra}).encode() + b"\n"
 
 
 @dataclass

@@ -383,7 +383,121 @@ def models_pull(
 # ---------------------------------------------------------------------------------------------
 # solve
 
-# (solve goes here)
+class SamplerChoice(str, Enum):
+    hf = "hf"
+    vllm = "vllm"
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+@app.command()
+def solve(
+    problem: Annotated[Path | None, typer.Argument(help="A problem.json or a one-record LiveCodeBench file (optional with --resume).", show_default=False)] = None,
+    budget: Annotated[int | None, typer.Option(help="Attempts to spend at most, every generated one counted. (default: 2750)", show_default=False)] = None,
+    model: Annotated[str | None, typer.Option(help="A preset (see `models list`), a local Hugging Face folder, a .gguf file, or a hub id. (default: qwen2.5-coder-0.5b)", show_default=False)] = None,
+    sampler: Annotated[SamplerChoice | None, typer.Option(help="hf (transformers, in this process) or vllm (its own venv: scripts/setup-vllm). (default: hf)", show_default=False)] = None,
+    sandbox: Annotated[SandboxChoice | None, typer.Option(help="Where attempts run: docker, local, or auto (docker when available). (default: auto)", show_default=False)] = None,
+    device: Annotated[DeviceChoice | None, typer.Option(help="auto (cuda when available), cpu or cuda. (default: auto)", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Attempts per step (one SDPO update per batch). (default: 16)", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the adapter's init and of every step's sampling. (default: 0)", show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option(help="The LoRA learning rate (sdpo.lr).", show_default=False)] = None,
+    teacher: Annotated[str | None, typer.Option(help="ema, frozen, trust-region or current (sdpo.teacher). (default: ema)", show_default=False)] = None,
+    no_learn: Annotated[bool, typer.Option("--no-learn", help="No updates: independent sampling (best-of-k) through the same loop.")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="The run directory. (default: runs/PROBLEM-ID-TIME)", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped (after Ctrl-C or a crash); --budget may be raised.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="A TOML file of settings (keys as in config.json; learner options in an sdpo table); flags override it.", show_default=False)] = None,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, repeatable: any setting, e.g. --set sdpo.top_k=100 --set temperature=1.0 (the list: README, 'solve settings').", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per step and one for the summary (JSON lines).")] = False,
+) -> None:
+    """Search for a program that passes every test: sample, run, feed back, self-distil.
+
+    Each step samples a batch of attempts from the model with the current
+    per-problem LoRA adapter, runs each in the sandbox, turns the results into
+    judge feedback, and takes one SDPO update (the model re-prompted with the
+    feedback is the teacher). Stops at the first attempt that passes every test,
+    or when the budget is spent. Everything goes into the run directory (config,
+    attempts.jsonl, adapters, learner state, summary.json, solution.py,
+    discovery.svg); --resume continues it exactly where it stopped.
+
+    Exit code 0 when solved, 1 when not (budget spent), 2 on bad input, 3 when
+    the sandbox failed, 130 when interrupted (continue with --resume).
+
+    Example:  sdpo-discover solve problems/sum-two.json --budget 64
+    """
+    from .discover import (ConfigError, RunDir, RunDirError, SandboxFailed, SolveConfig, Solver, default_run_dir,
+                           load_toml, merge_settings, parse_assignment)
+    from .report import LiveView, write_plot
+
+    if quiet and as_json:
+        fail("--quiet and --json exclude each other: pick one.")
+    if resume and out_dir is None:
+        fail("--resume needs --out RUN_DIR: the run to continue.")
+    flags: dict[str, object] = {k: v for k, v in {
+        "budget": budget, "model": model, "sampler": sampler.value if sampler else None,
+        "sandbox": sandbox.value if sandbox else None, "device": device.value if device else None,
+        "batch_size": batch_size, "seed": seed, "sdpo.lr": lr, "sdpo.teacher": teacher,
+        "learn": False if no_learn else None}.items() if v is not None}
+    try:
+        for item in settings or []:
+            key, value = parse_assignment(item)
+            flags[key] = value
+        prob = _load_problem(problem) if problem is not None else None
+        if resume:
+            rd = RunDir(out_dir)  # type: ignore[arg-type]
+            if not rd.is_run():
+                fail(f"{out_dir}: not a run directory (no config.json); start a run with `sdpo-discover solve PROBLEM --out {out_dir}`")
+            saved = json.loads(rd.config.read_text())["config"]
+            changed = sorted(k for k, v in flags.items() if k != "budget"
+                             and merge_settings(saved, {k: v}) != merge_settings(saved, {}))
+            if config is not None or changed:
+                fail(f"a resumed run keeps its settings (only --budget may change); these differ: "
+                     f"{', '.join(changed) or '--config'}. Start a new run (another --out) to change them.")
+            cfg = SolveConfig.from_dict(merge_settings(saved, {k: v for k, v in flags.items() if k == "budget"}),
+                                        where=str(rd.config))
+        else:
+            if prob is None:
+                fail("give a PROBLEM (a problem.json or a LiveCodeBench record), or --resume --out RUN_DIR.")
+            base = load_toml(config) if config is not None else {}
+            cfg = SolveConfig.from_dict(merge_settings(base, flags), where=str(config or "settings"))
+            cfg.problem = str(problem)
+            out_dir = out_dir or default_run_dir(prob)
+        cfg.validate()
+    except ConfigError as e:
+        fail(str(e))
+    view = LiveView("json" if as_json else "quiet" if quiet else "rich", console=out, err=err)
+    _install_signal_handlers()
+    try:
+        solver = Solver(cfg, out_dir, problem=prob, resume=resume, on_event=view,  # type: ignore[arg-type]
+                        progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not (quiet or as_json) else None)
+        summary = solver.run()
+    except (ConfigError, RunDirError) as e:
+        fail(str(e))
+    except SandboxFailed as e:
+        fail(f"{e}\nThe run is saved: fix the sandbox (`sdpo-discover sandbox doctor`), then continue with "
+             f"`sdpo-discover solve --resume --out {out_dir}`.", EXIT_SANDBOX)
+    except _solve_errors() as e:
+        fail(f"{e}\nThe run is saved; continue it with `sdpo-discover solve --resume --out {out_dir}`.",
+             EXIT_SANDBOX if type(e).__name__ == "SandboxError" else EXIT_BAD_INPUT)
+    write_plot(Path(summary.run_dir), RunDir(Path(summary.run_dir)).load_attempts(), summary.budget,
+               f"{summary.problem}: {'solved at attempt ' + str(summary.first_success_index) if summary.solved else 'not solved'}")
+    if summary.stopped == "interrupted":
+        raise typer.Exit(130)
+    raise typer.Exit(0 if summary.solved else EXIT_FAILED)
+
+
+def _solve_errors() -> tuple[type[BaseException], ...]:
+    """Errors of the environment that stop a run with a message, not a traceback: a model that cannot
+    be loaded, a sampler that cannot start, a sandbox that cannot start."""
+    from .models import ModelError
+    from .samplers import SamplerError
+    from .sandbox import SandboxError
+
+    return (ModelError, SamplerError, SandboxError)
 
 
 # ---------------------------------------------------------------------------------------------

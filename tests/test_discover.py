@@ -1,0 +1,276 @@
+"""The discovery loop (`discover.Solver`, `sdpo-discover solve`): the run directory, exact resume after a
+hard kill at every phase of a step, settings, and the CLI. Tiny random models built in-process; the
+learning-signal test is in test_discover_learning.py."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from sdpo_discover.cli import app
+from sdpo_discover.discover import (Attempt, ConfigError, RunDir, RunDirError, SolveConfig, Solver, merge_settings,
+                                    parse_assignment, read_jsonl)
+from sdpo_discover.models import save_tiny_model
+from sdpo_discover.problems import load_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBLEM = ROOT / "problems" / "sum-two.json"
+VOLATILE = {"execute_s", "generate_s", "update_s"}  # wall times: the only fields a resume may change
+
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def small_config(tiny_dir: Path, **kw: Any) -> SolveConfig:
+    base = dict(problem=str(PROBLEM), model=str(tiny_dir), budget=12, batch_size=4, sandbox="local", seed=3,
+                max_new_tokens=8, gen_batch_size=4, sdpo={"lr": 0.05})
+    return SolveConfig.from_dict(merge_settings(base, kw))
+
+
+def stable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
+
+
+def run_contents(run: Path) -> dict[str, Any]:
+    """Everything a resume must reproduce exactly: attempts, steps, the adapters, the summary's counts."""
+    rd = RunDir(run)
+    summary = json.loads(rd.summary.read_text())
+    return {
+        "attempts": stable(read_jsonl(rd.attempts)),
+        "steps": stable(read_jsonl(rd.steps)),
+        "adapters": {f.name: load_file(str(f / "adapter_model.safetensors")) for f in sorted(rd.adapters.glob("v*"))},
+        "teacher": {f.name: load_file(str(f / "teacher.safetensors")) for f in sorted(rd.adapters.glob("v*"))},
+        "summary": {k: summary[k] for k in ("solved", "first_success_index", "attempts_used", "steps", "stopped")},
+    }
+
+
+def assert_same_run(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert a["summary"] == b["summary"]
+    assert [r["index"] for r in b["attempts"]] == list(range(len(b["attempts"])))  # none lost, none twice
+    assert a["attempts"] == b["attempts"]
+    assert a["steps"] == b["steps"]
+    assert a["adapters"].keys() == b["adapters"].keys()
+    for v in a["adapters"]:
+        for name in (("adapters", "teacher")):
+            for k, t in a[name][v].items():
+                assert (t == b[name][v][k]).all(), (name, v, k)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An uninterrupted run: what every killed-and-resumed run must equal."""
+    run = tmp_path_factory.mktemp("ref") / "run"
+    Solver(small_config(tiny_dir), run, problem=load_problem(PROBLEM)).run()
+    return run_contents(run)
+
+
+def test_run_directory_holds_everything(reference: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    summary = Solver(small_config(tiny_dir), run, problem=load_problem(PROBLEM)).run()
+    rd = RunDir(run)
+    cfg = json.loads(rd.config.read_text())
+    assert cfg["config"]["budget"] == 12 and cfg["config"]["sdpo"]["lr"] == 0.05
+    assert {"sdpo-discover", "torch", "transformers", "peft", "python"} <= cfg["versions"].keys()
+    assert len(cfg["model"]["fingerprint"]) == 64 and cfg["model"]["temperature"] == 1.0
+    assert load_problem(rd.problem).to_json() == load_problem(PROBLEM).to_json()
+    attempts = rd.load_attempts()
+    assert [a.index for a in attempts] == list(range(12)) and [a.step for a in attempts] == [0] * 4 + [1] * 4 + [2] * 4
+    a = attempts[0]
+    assert a.n_tokens == len(a.token_ids) > 0 and a.status == "format_error" and a.feedback.startswith("Format Error")
+    steps = read_jsonl(rd.steps)
+    assert [s["step"] for s in steps] == [0, 1, 2]
+    assert steps[0]["loss"] is not None and steps[0]["rollouts"] == 4 and steps[2]["loss"] is None  # no update after the last
+    assert sorted(f.name for f in rd.adapters.iterdir()) == ["v00000", "v00001", "v00002"]
+    assert (rd.adapter(1) / "adapter_config.json").is_file() and (rd.adapter(1) / "teacher.safetensors").is_file()
+    assert rd.state.is_file() and rd.batch(2).is_file()
+    assert not summary.solved and summary.attempts_used == 12 and summary.steps == 3 and summary.stopped == "budget"
+    assert abs(summary.wall_s - (summary.generate_s + summary.execute_s + summary.update_s + summary.other_s)) < 1e-6
+    # the adapter moved, the EMA teacher moved 1% of the way
+    v0, v1 = load_file(str(rd.adapter(0) / "adapter_model.safetensors")), load_file(str(rd.adapter(1) / "adapter_model.safetensors"))
+    assert any(not (v0[k] == v1[k]).all() for k in v0)
+    # the same seed gives the same run
+    assert_same_run(reference, run_contents(run))
+
+
+# -- crash safety: a hard kill (os._exit, no clean-up) at each phase of a step, then resume ---------------------
+
+
+def _killed_run(tiny_dir: str, run: str, phase: str) -> None:
+    """In a forked child: run, and die like kill -9 at `phase` of step 1 (no finally, no flush, no atexit)."""
+    import sdpo_discover.discover as d
+
+    def die() -> None:
+        os._exit(137)
+
+    seen = {"attempt": 0}
+
+    def on_event(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "sampled" and payload["step"] == 1 and phase == "sampled":
+            die()
+        if kind == "attempt" and payload["attempt"].step == 1:
+            seen["attempt"] += 1
+            if phase == "mid-grading" and seen["attempt"] == 2:
+                die()
+
+    orig_update, orig_save, orig_state = d.Solver._update, d.Solver._save_adapter, d.Solver._save_state
+
+    def update(self: Any, attempts: list[Any]) -> Any:
+        stats = orig_update(self, attempts)
+        if phase == "after-optimizer-step" and self.version == 1:
+            die()
+        return stats
+
+    def save_adapter(self: Any, version: int) -> None:
+        orig_save(self, version)
+        if phase == "adapter-written" and version == 2:
+            die()
+
+    def save_state(self: Any, steps: int) -> None:
+        orig_state(self, steps)
+        if phase == "state-written" and steps == 2:
+            die()
+
+    d.Solver._update, d.Solver._save_adapter, d.Solver._save_state = update, save_adapter, save_state
+    cfg = small_config(Path(tiny_dir))
+    d.Solver(cfg, Path(run), problem=load_problem(PROBLEM), on_event=on_event).run()
+    os._exit(0)
+
+
+@pytest.mark.parametrize("phase", ["sampled", "mid-grading", "after-optimizer-step", "adapter-written", "state-written"])
+def test_resume_after_a_hard_kill_is_exact(phase: str, reference: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    # spawn, not fork: a forked child of a process whose torch thread pool is running can deadlock
+    proc = multiprocessing.get_context("spawn").Process(target=_killed_run, args=(str(tiny_dir), str(run), phase))
+    proc.start()
+    proc.join(300)
+    assert proc.exitcode == 137, f"the child was to die at {phase}, exit code {proc.exitcode}"
+    assert not RunDir(run).summary.exists()
+    summary = Solver(small_config(tiny_dir), run, resume=True).run()
+    assert summary.attempts_used == 12
+    assert_same_run(reference, run_contents(run))
+
+
+def test_a_torn_last_line_is_dropped_and_regraded(reference: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    Solver(small_config(tiny_dir, budget=8), run, problem=load_problem(PROBLEM)).run()
+    rd = RunDir(run)
+    text = rd.attempts.read_text()
+    rd.attempts.write_text(text[: len(text) - 40])  # killed in the middle of writing attempt 8's line
+    rd.summary.unlink()
+    Solver(small_config(tiny_dir), run, resume=True).run()  # resumed with the reference's budget of 12
+    assert_same_run(reference, run_contents(run))
+
+
+def test_budget_can_grow_on_resume_and_a_finished_run_is_not_rerun(reference: dict[str, Any], tiny_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    s = Solver(small_config(tiny_dir, budget=8), run, problem=load_problem(PROBLEM)).run()
+    assert s.attempts_used == 8 and s.stopped == "budget"
+    s = Solver(small_config(tiny_dir, budget=12), run, resume=True).run()
+    assert s.attempts_used == 12
+    assert_same_run(reference, run_contents(run))
+    with pytest.raises(ConfigError, match="'budget' = 4: this run has graded 12 attempts already"):
+        Solver(small_config(tiny_dir, budget=4), run, resume=True).run()
+
+
+def test_run_dir_errors(tiny_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    with pytest.raises(RunDirError, match="exists and is not empty; choose an empty or new folder"):
+        Solver(small_config(tiny_dir), tmp_path / "full", problem=load_problem(PROBLEM))
+    with pytest.raises(RunDirError, match="not a run directory"):
+        Solver(small_config(tiny_dir), tmp_path / "full", resume=True)
+
+
+def test_settings_parse_and_validate() -> None:
+    assert parse_assignment("sdpo.lr=3e-5") == ("sdpo.lr", 3e-5)
+    assert parse_assignment("sampler=vllm") == ("sampler", "vllm")
+    assert parse_assignment("sdpo.top_k=none") == ("sdpo.top_k", None)
+    assert parse_assignment("learn=false") == ("learn", False)
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_assignment("lr")
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) bugdet, sdpo.lrr"):
+        SolveConfig.from_dict({"bugdet": 3, "sdpo": {"lrr": 1}})
+    with pytest.raises(ConfigError, match=r"'alpha' = 3: must be in \[0, 1\]"):
+        SolveConfig.from_dict({"sdpo": {"alpha": 3}})
+    for key, value, msg in (("budget", 0, "must be an integer >= 1"), ("sampler", "tgi", "must be one of hf, vllm"),
+                            ("temperature", 0, "must be > 0")):
+        with pytest.raises(ConfigError, match=f"'{key}' = {value!r}: {msg}"):
+            SolveConfig.from_dict({key: value}).validate()
+
+
+# -- the CLI ------------------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def test_cli_solve_writes_the_run_and_exits_1_when_unsolved(tiny_dir: Path, tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text("budget = 4\nbatch_size = 2\nmax_new_tokens = 6\n[sdpo]\nlr = 0.01\ntop_k = 5\n")
+    r = runner.invoke(app, ["solve", str(PROBLEM), "--model", str(tiny_dir), "--sandbox", "local", "--config", str(toml),
+                            "--set", "sdpo.top_k=7", "--out", str(tmp_path / "run"), "--json"])
+    assert r.exit_code == 1, r.output
+    events = [json.loads(line) for line in r.output.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in events] == ["start", "step", "step", "done"]
+    assert events[-1]["attempts_used"] == 4 and events[-1]["solved"] is False
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert cfg["budget"] == 4 and cfg["sdpo"]["lr"] == 0.01 and cfg["sdpo"]["top_k"] == 7  # flag over file
+    assert (tmp_path / "run" / "discovery.svg").read_text().startswith("<svg")
+    # a resumed run keeps its settings
+    r = runner.invoke(app, ["solve", "--resume", "--out", str(tmp_path / "run"), "--lr", "0.5"])
+    assert r.exit_code == 2 and "only --budget may change); these differ: sdpo.lr" in r.output
+    r = runner.invoke(app, ["solve", "--resume", "--out", str(tmp_path / "run"), "--budget", "6", "--quiet"])
+    assert r.exit_code == 1 and "Not solved within 6 attempts" in r.output
+    r = runner.invoke(app, ["solve", str(PROBLEM), "--model", str(tiny_dir), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "pass --resume to continue it" in r.output
+
+
+def test_cli_solve_bad_input(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["solve", str(tmp_path / "nope.json")])
+    assert r.exit_code == 2 and "no such file" in r.output
+    r = runner.invoke(app, ["solve", str(PROBLEM), "--set", "sdpo.alpha=2", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "'alpha' = 2: must be in [0, 1]" in r.output
+    r = runner.invoke(app, ["solve", str(PROBLEM), "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 2 and "no such file or folder" in r.output
+    r = runner.invoke(app, ["solve", "--resume"])
+    assert r.exit_code == 2 and "--resume needs --out RUN_DIR" in r.output
+
+
+def test_cli_kill_9_mid_run_then_resume(reference: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
+    """The real command, killed with SIGKILL while it works (twice), then resumed: the same run as never killed."""
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "sdpo_discover.cli", "solve", str(PROBLEM), "--model", str(tiny_dir), "--budget", "12",
+            "--batch-size", "4", "--sandbox", "local", "--seed", "3", "--set", "max_new_tokens=8",
+            "--set", "gen_batch_size=4", "--set", "sdpo.lr=0.05", "--out", str(run), "--quiet"]
+    for kill_at in (2, 6):  # attempts graded when the kill lands (then it lands wherever the run is by then)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while len(read_jsonl(run / "attempts.jsonl")) < kill_at and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+        args = [sys.executable, "-m", "sdpo_discover.cli", "solve", "--resume", "--out", str(run), "--quiet"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert_same_run(reference, run_contents(run))
+
+
+def test_attempt_records_roundtrip(reference: dict[str, Any]) -> None:
+    a = Attempt(**{**reference["attempts"][0], "execute_s": 0.0, "generate_s": 0.0})
+    assert a.index == 0 and not a.passed

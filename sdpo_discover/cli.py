@@ -135,7 +135,7 @@ def check(
     Example:  sdpo-discover check problems/sum-two.json problems/wrong/sum-two.py
     """
     from .feedback import render_feedback
-    from .sandbox import AttemptStatus, grade_response
+    from .sandbox import AttemptStatus
 
     prob = _load_problem(problem)
     try:
@@ -144,17 +144,8 @@ def check(
         fail(f"{solution}: no such file. Pass a .py file or a text file holding a model response.")
     except (OSError, UnicodeDecodeError) as e:
         fail(f"{solution}: cannot read: {e}")
-    _install_signal_handlers()
-    executor = _executor(sandbox)
-    try:
-        # A .py file is code; any other file is a model response and needs a ```python block.
-        result = grade_response(prob, text, executor, allow_bare_code=solution.suffix == ".py")
-    except KeyboardInterrupt:
-        executor.close()
-        err.print("Interrupted; sandbox cleaned up.")
-        raise typer.Exit(130) from None
-    finally:
-        executor.close()
+    # A .py file is code; any other file is a model response and needs a ```python block.
+    result = _grade_once(prob, text, sandbox, allow_bare_code=solution.suffix == ".py")
     feedback = render_feedback(prob, result)
     if as_json:
         out.print_json(json.dumps({"problem": prob.id, **result.to_json(), "feedback": feedback}))
@@ -165,6 +156,22 @@ def check(
             fail(f"the sandbox failed: {result.error}\nRun `sdpo-discover sandbox doctor`.", EXIT_SANDBOX)
         raise typer.Exit(EXIT_SANDBOX)
     raise typer.Exit(0 if result.passed else EXIT_FAILED)
+
+
+def _grade_once(prob, text: str, sandbox: SandboxChoice, allow_bare_code: bool = False):  # noqa: ANN001, ANN202
+    """Grade one response in a fresh executor; Ctrl-C (or SIGTERM) removes the sandbox and exits 130."""
+    from .sandbox import grade_response
+
+    _install_signal_handlers()
+    executor = _executor(sandbox)
+    try:
+        return grade_response(prob, text, executor, allow_bare_code=allow_bare_code)
+    except KeyboardInterrupt:
+        executor.close()
+        err.print("Interrupted; sandbox cleaned up.")
+        raise typer.Exit(130) from None
+    finally:
+        executor.close()
 
 
 def _print_result(prob, result, feedback: str | None) -> None:  # noqa: ANN001
@@ -471,6 +478,7 @@ def solve(
         fail(str(e))
     view = LiveView("json" if as_json else "quiet" if quiet else "rich", console=out, err=err)
     _install_signal_handlers()
+    _quiet_transformers()
     try:
         solver = Solver(cfg, out_dir, problem=prob, resume=resume, on_event=view,  # type: ignore[arg-type]
                         progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not (quiet or as_json) else None)
@@ -490,6 +498,17 @@ def solve(
     raise typer.Exit(0 if summary.solved else EXIT_FAILED)
 
 
+def _quiet_transformers() -> None:
+    """No per-file progress bars or deprecation chatter from transformers/peft between our own lines."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def _solve_errors() -> tuple[type[BaseException], ...]:
     """Errors of the environment that stop a run with a message, not a traceback: a model that cannot
     be loaded, a sampler that cannot start, a sandbox that cannot start."""
@@ -502,12 +521,6 @@ def _solve_errors() -> tuple[type[BaseException], ...]:
 
 # ---------------------------------------------------------------------------------------------
 # explain
-
-class ExplainDevice(str, Enum):  # the same choices as solve's --device
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
 
 def _read_text(path: Path, what: str) -> str:
     try:
@@ -525,14 +538,15 @@ def _as_response(path: Path, text: str) -> str:
 
 @app.command()
 def explain(
-    problem: Annotated[Path, typer.Argument(help="A problem.json, or a LiveCodeBench record file holding one record.")],
-    attempt: Annotated[Path, typer.Argument(help="The attempt: a model response file, or a .py file (wrapped as a ```python block).")],
+    problem: Annotated[Path, typer.Argument(help="A problem.json, a LiveCodeBench record file holding one record, or a run directory of `solve` (with --attempt).")],
+    attempt: Annotated[Path | None, typer.Argument(help="The attempt: a model response file, or a .py file (wrapped as a ```python block). Not with a run directory.", show_default=False)] = None,
+    attempt_index: Annotated[int | None, typer.Option("--attempt", help="With a run directory: the attempt's number k (1-based, as solve reports it). Its stored tokens, feedback, adapter and EMA teacher are used.", show_default=False)] = None,
     feedback: Annotated[Path | None, typer.Option(help="A text file with the feedback the teacher sees. Default: grade the attempt in the sandbox and use the judge's feedback.")] = None,
     solution: Annotated[Path | None, typer.Option(help="A correct solution (response or .py) shown to the teacher as 'Correct solution', as SDPO shows a successful sibling attempt.")] = None,
     model: Annotated[str, typer.Option(help="A preset (`sdpo-discover models list`), a local Hugging Face folder, or a .gguf file.")] = "qwen2.5-coder-0.5b",
     adapter: Annotated[Path | None, typer.Option(help="A peft LoRA adapter folder loaded onto the model; student and teacher both use it.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Also write the heat map as one self-contained HTML page.")] = None,
-    device: Annotated[ExplainDevice, typer.Option(help="Where the model runs: cpu, cuda, or auto (cuda when available).")] = ExplainDevice.auto,
+    device: Annotated[DeviceChoice, typer.Option(help="Where the model runs: cpu, cuda, or auto (cuda when available).")] = DeviceChoice.auto,
     sandbox: Annotated[SandboxChoice, typer.Option(help="Where to grade the attempt when --feedback is not given: docker, local, or auto.")] = SandboxChoice.auto,
     top: Annotated[int, typer.Option(min=1, help="How many of the strongest tokens to list, with the teacher's 3 likeliest alternatives.")] = 10,
 ) -> None:
@@ -547,9 +561,16 @@ def explain(
     Exit code 0 on success, 2 on bad input (a file, the model, the adapter), 3 when the sandbox failed.
 
     Example:  sdpo-discover explain problems/sum-two.json problems/wrong/sum-two.py --html sum-two.html
+
+    Example:  sdpo-discover explain runs/sum-two-20261123-180000 --attempt 5 --html a5.html
     """
     from .models import ModelError, load_model, resolve_model
 
+    if problem.is_dir():
+        _explain_run(problem, attempt, attempt_index, html_out, device.value, top)
+        return
+    if attempt is None:
+        fail("give the ATTEMPT file (or a run directory of `solve` with --attempt K).")
     prob = _load_problem(problem)
     response = _as_response(attempt, _read_text(attempt, "a .py file or a text file holding a model response"))
     feedback_text = _read_text(feedback, "a text file holding the feedback") if feedback else None
@@ -562,18 +583,9 @@ def explain(
         fail(f"{feedback}: the feedback file is empty; the teacher would see nothing the student does not.")
     if feedback is None:
         from .feedback import render_feedback
-        from .sandbox import AttemptStatus, grade_response
+        from .sandbox import AttemptStatus
 
-        _install_signal_handlers()
-        executor = _executor(sandbox)
-        try:
-            result = grade_response(prob, response, executor)
-        except KeyboardInterrupt:
-            executor.close()
-            err.print("Interrupted; sandbox cleaned up.")
-            raise typer.Exit(130) from None
-        finally:
-            executor.close()
+        result = _grade_once(prob, response, sandbox)
         if result.status is AttemptStatus.SANDBOX_ERROR:
             fail(f"the sandbox failed: {result.error}\nRun `sdpo-discover sandbox doctor`, or pass --feedback FILE.",
                  EXIT_SANDBOX)
@@ -589,6 +601,7 @@ def explain(
     def say(message: str) -> None:
         err.print(f"[dim]{escape(message)}[/]", highlight=False)
 
+    _quiet_transformers()
     try:
         resolved = resolve_model(model, progress=say)
         say(f"loading {resolved.path}")
@@ -627,6 +640,48 @@ def explain(
             html_out.write_text(page, encoding="utf-8")
         except OSError as e:
             fail(f"{html_out}: cannot write: {e}")
+        out.print(f"Wrote {html_out}", highlight=False)
+
+
+def _explain_run(run_dir: Path, attempt: Path | None, k: int | None, html_out: Path | None, device: str,
+                 top: int) -> None:
+    """explain RUN_DIR --attempt K: the attempt as it was sampled and taught."""
+    from .explain import explain_attempt, load_run_attempt, render_html, render_terminal, swapped_weights
+    from .models import ModelError, load_model, resolve_model
+
+    if attempt is not None or k is None:
+        fail(f"{run_dir} is a run directory: pass --attempt K instead of an ATTEMPT file.")
+    try:
+        ra = load_run_attempt(run_dir, k)
+    except ValueError as e:
+        fail(str(e))
+    if not ra.feedback:
+        out.print(f"{ra.label} has no feedback (it passed, or the sandbox failed): the teacher saw nothing the "
+                  "student did not, so SDPO gave it no credit.")
+        return
+    try:
+        mdl, tok = load_model(resolve_model(ra.model), device=device)
+    except ModelError as e:
+        fail(str(e))
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    mdl = PeftModel.from_pretrained(mdl, str(ra.adapter)).eval()
+    teacher = None
+    if ra.teacher is not None:
+        teacher = swapped_weights(mdl, {n: t.to(torch.float32) for n, t in load_file(str(ra.teacher)).items()})
+    credit = explain_attempt(mdl, tok, ra.problem, ra.response, ra.feedback, response_ids=ra.token_ids,
+                             teacher_weights=teacher, temperature=ra.temperature)
+    out.print(f"[bold]{escape(ra.problem.id)}[/] — {escape(ra.label)}; teacher: "
+              f"{'the EMA teacher at that step' if teacher else 'the student re-prompted'}", highlight=False, soft_wrap=True)
+    out.print(Panel(escape(ra.feedback), title="feedback (what the teacher was told)", title_align="left",
+                    expand=False), highlight=False)
+    out.print(render_terminal(credit, strongest=top))
+    if html_out is not None:
+        meta = {"run": str(run_dir), "attempt": ra.label, "model": ra.model, "feedback": ra.feedback}
+        html_out.write_text(render_html(credit, f"SDPO credit: {ra.problem.id} / {ra.label}", meta,
+                                        strongest=max(top, 20)), encoding="utf-8")
         out.print(f"Wrote {html_out}", highlight=False)
 
 

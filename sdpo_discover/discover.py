@@ -243,6 +243,7 @@ class Summary:
     run_dir: str
     solution: str | None
     stopped: str  # solved | budget | interrupted
+    sandbox: str = ""  # what graded the attempts: docker, local (or a test's judge)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -751,7 +752,8 @@ class Solver:
             attempts_used=len(read_jsonl(rd.attempts)) if stopped == "interrupted" else used, budget=cfg.budget,
             steps=step, wall_s=wall, generate_s=times["generate"], execute_s=times["execute"],
             update_s=times["update"], other_s=max(0.0, wall - sum(times.values())), run_dir=str(rd.path),
-            solution=str(rd.solution) if solved_by else None, stopped=stopped)
+            solution=str(rd.solution) if solved_by else None, stopped=stopped,
+            sandbox=getattr(self.judge, "name", ""))
         write_atomic(rd.summary, json.dumps(summary.to_json(), indent=2))
         self.on_event("done", {"summary": summary, "already": False})
         return summary

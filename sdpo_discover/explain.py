@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import html
+import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ContextManager
 
 import torch
@@ -374,3 +376,63 @@ def render_html(credit: Credit, title: str, meta: Mapping[str, str] | None = Non
 </body>
 </html>
 """
+
+
+# ---------------------------------------------------------------------------------------------
+# Attempts stored in a run directory (`sdpo-discover solve`)
+
+
+@dataclass
+class RunAttempt:
+    """What `explain RUN_DIR --attempt K` needs, read from the run directory."""
+
+    problem: Problem
+    response: str
+    token_ids: list[int]
+    feedback: str | None
+    adapter: Path  # the adapter version the attempt was sampled from
+    teacher: Path | None  # the EMA teacher's adapter weights at that version (teacher.safetensors)
+    model: str  # the model the run used (a preset, a folder, a .gguf file)
+    temperature: float
+    label: str  # "attempt 5 (step 0, adapter v00000)"
+
+
+def load_run_attempt(run_dir: Path, k: int) -> RunAttempt:
+    """Attempt k (1-based, as `solve` reports) of a run. ValueError with what to do when it cannot be had."""
+    from .discover import RunDir
+
+    rd = RunDir(run_dir)
+    if not rd.is_run():
+        raise ValueError(f"{run_dir}: not a run directory (no config.json/problem.json)")
+    attempts = rd.load_attempts()
+    if not 1 <= k <= len(attempts):
+        raise ValueError(f"{run_dir}: --attempt {k}: the run has attempts 1..{len(attempts)}")
+    a = attempts[k - 1]
+    folder = rd.adapter(a.adapter_version)
+    if not (folder / "adapter_config.json").is_file():
+        raise ValueError(f"{folder}: the adapter this attempt was sampled from is not kept (keep_adapters = 'last'?)")
+    cfg = json.loads(rd.config.read_text())
+    teacher = folder / "teacher.safetensors"
+    return RunAttempt(problem=rd.load_problem(), response=a.response, token_ids=a.token_ids, feedback=a.feedback,
+                      adapter=folder, teacher=teacher if teacher.is_file() else None,
+                      model=cfg["config"]["model"], temperature=float(cfg.get("model", {}).get("temperature") or 1.0),
+                      label=f"attempt {k} (step {a.step}, adapter {folder.name})")
+
+
+@contextlib.contextmanager
+def swapped_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor]) -> Iterator[None]:
+    """Within the block, the named parameters hold `weights` (e.g. the EMA teacher's adapter); restored after."""
+    params = dict(model.named_parameters())
+    missing = [n for n in weights if n not in params]
+    if missing:
+        raise ValueError(f"the teacher's weights do not fit the model: no parameter {missing[0]}")
+    saved = {n: params[n].detach().clone() for n in weights}
+    with torch.no_grad():
+        for n, w in weights.items():
+            params[n].copy_(w)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n, w in saved.items():
+                params[n].copy_(w)

@@ -274,3 +274,44 @@ def test_cli_kill_9_mid_run_then_resume(reference: dict[str, Any], tiny_dir: Pat
 def test_attempt_records_roundtrip(reference: dict[str, Any]) -> None:
     a = Attempt(**{**reference["attempts"][0], "execute_s": 0.0, "generate_s": 0.0})
     assert a.index == 0 and not a.passed
+
+
+def test_explain_an_attempt_of_a_run(tiny_dir: Path, tmp_path: Path) -> None:
+    """explain RUN_DIR --attempt K scores the stored tokens with the adapter and EMA teacher of their step."""
+    run = tmp_path / "run"
+    Solver(small_config(tiny_dir, budget=8), run, problem=load_problem(PROBLEM)).run()
+    page = tmp_path / "a6.html"
+    r = runner.invoke(app, ["explain", str(run), "--attempt", "6", "--html", str(page)])
+    assert r.exit_code == 0, r.output
+    assert "attempt 6 (step 1, adapter v00001)" in r.output and "the EMA teacher at that step" in r.output
+    assert "Format Error" in r.output and page.read_text().startswith("<!DOCTYPE html>")
+    r = runner.invoke(app, ["explain", str(run), "--attempt", "9"])
+    assert r.exit_code == 2 and "the run has attempts 1..8" in r.output
+    r = runner.invoke(app, ["explain", str(run)])
+    assert r.exit_code == 2 and "pass --attempt K" in r.output
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_solve_with_the_vllm_sampler_serves_each_adapter_version(tmp_path: Path) -> None:
+    """The loop with vLLM: the engine starts once; step s samples through a LoRA request for adapter v_s."""
+    from conftest import require
+
+    from sdpo_discover.samplers import vllm_available
+
+    require("vllm", *vllm_available(), "bash scripts/setup-vllm builds the vLLM virtual environment.")
+    model = save_tiny_model(tmp_path / "model", hidden_size=128)  # vLLM's CPU attention: head size 32
+    cfg = small_config(model, budget=8, sampler="vllm", device="cpu", vllm_max_model_len=1024, vllm_kv_cache_gib=1)
+    served: list[Any] = []
+    solver: Solver
+
+    def on_event(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "sampled":
+            served.append(solver.sampler._adapter)
+
+    solver = Solver(cfg, tmp_path / "run", problem=load_problem(PROBLEM), on_event=on_event)
+    summary = solver.run()
+    rd = RunDir(tmp_path / "run")
+    assert summary.attempts_used == 8 and [a.adapter_version for a in rd.load_attempts()] == [0] * 4 + [1] * 4
+    assert served == [None, (1, rd.adapter(1).resolve())]  # v0 = the base model (LoRA B = 0), then v1's folder
+    assert all(a.n_tokens > 0 for a in rd.load_attempts())

@@ -403,11 +403,6 @@ class SandboxJudge:
     def feedback(self, problem: Problem, result: AttemptResult) -> str | None:
         return render_feedback(problem, result)
 
-    def prepare(self) -> None:
-        """Warm the pool while the model generates (docker only)."""
-        if hasattr(self.executor, "wait_ready"):
-            self.executor.wait_ready(timeout=0)
-
     def close(self) -> None:
         self.executor.close()
 
@@ -535,6 +530,7 @@ class Solver:
     def _make_judge(self) -> Judge:
         from .sandbox import make_executor
 
+        # A warm container per attempt of a batch: the pool refills in the background while the model generates.
         pool = min(self.cfg.batch_size, 16) if self.cfg.sandbox in ("docker", "auto") else 1
         ex = make_executor(self.cfg.sandbox, pool_size=pool,  # type: ignore[arg-type]
                            warn=lambda m: self.on_event("warning", {"message": m}))
@@ -630,8 +626,6 @@ class Solver:
                done: dict[int, Attempt], log: JsonlAppender) -> list[Attempt]:
         """Grade the batch's attempts not graded yet (in parallel); each is recorded as soon as it is graded."""
         todo = [j for j in range(len(batch)) if first_index + j not in done]
-        if hasattr(self.judge, "prepare"):
-            self.judge.prepare()  # type: ignore[union-attr]
 
         def one(j: int) -> Attempt:
             c = batch[j]

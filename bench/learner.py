@@ -255,7 +255,7 @@ def _generate(mode: str, model: Any, tok: Any, resolved: Any, spec: dict[str, An
 # -- in the parent -------------------------------------------------------------------------------
 
 
-def run_worker(spec: dict[str, Any], max_gib: float, store: Path | None = None) -> dict[str, Any]:
+def run_worker(spec: dict[str, Any], max_gib: float, store: Path | None = None, measure: bool = True) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; kill it if its RSS passes max_gib.
 
     With `store` (a JSON file), a measurement already there under the same spec is reused, and new
@@ -264,6 +264,8 @@ def run_worker(spec: dict[str, Any], max_gib: float, store: Path | None = None) 
     saved = json.loads(store.read_text()) if store and store.is_file() else {}
     if key in saved:
         return saved[key]
+    if not measure:
+        return {"error": "not measured"}
     result = _run_worker(spec, max_gib)
     if store and "time_s" in result:
         saved = json.loads(store.read_text()) if store.is_file() else {}
@@ -337,6 +339,7 @@ def main() -> int:
     ap.add_argument("--no-vllm", action="store_true", help="skip the vLLM generation")
     ap.add_argument("--store", type=Path, default=None,
                     help="JSON file of measurements: reuse those already there (same settings), add new ones")
+    ap.add_argument("--table-only", action="store_true", help="print the tables from --store; measure nothing")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -361,7 +364,7 @@ def main() -> int:
             print(f"[{name}] {key} (batch {batch}, {reps} rep(s)) ...", file=sys.stderr, flush=True)
             spec = {"mode": mode, "model": name, "batch": batch, "tokens": R, "reps": reps, "feedback": FEEDBACK,
                     "dtype": dtype}
-            res[key] = run_worker(spec, args.max_gib, args.store)
+            res[key] = run_worker(spec, args.max_gib, args.store, not args.table_only)
             print(f"[{name}] {key}: {res[key]}", file=sys.stderr, flush=True)
 
         measure("optimised", "optimised", B)
@@ -431,6 +434,8 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, vllm_ok
             ratio = f"{upd / g['time_s']:.2f}x" if upd else "-"
             print(f"| {name} | hf (HFSampler, batches of {g['sampler_batch']}, stop tokens off) | {g['time_s']:.1f} | "
                   f"{statistics.median(g['tokens']):.0f} | {ratio} | {_load_avg(g)} |")
+        elif g:
+            print(f"| {name} | hf | {g.get('killed') or g.get('error')} | - | - | - |")
         v = res.get("gen-vllm")
         if v and "time_s" in v:
             ratio = f"{upd / v['scaled_s']:.2f}x" if upd else "-"

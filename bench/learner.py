@@ -97,15 +97,10 @@ def _feedback() -> str:
 
 
 def pick_dtype(dtype: str) -> str:
-    """'auto': bfloat16 where the CPU has native bf16 (avx512_bf16 / amx_bf16), else float32 (on an AVX2-only
-    CPU a bf16 matmul with its backward measured ~20x slower than float32, and a step took minutes)."""
-    if dtype != "auto":
-        return dtype
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        flags = ""
-    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+    """'auto': what the project loads models in on this CPU (models.resolve_dtype)."""
+    from sdpo_discover.models import resolve_dtype
+
+    return resolve_dtype(dtype, "cpu")
 
 
 def _load(model_name: str, dtype: str, seed: int = 0) -> tuple[Any, Any, Any]:

@@ -333,3 +333,13 @@ def test_cli_models_pull_reports_a_failure(fake_preset: Preset) -> None:
     r = runner.invoke(app, ["models", "pull", "fake"], env={"COLUMNS": "200"})
     assert r.exit_code == 2
     assert "Error: fake: checksum mismatch for fake.gguf" in r.output
+
+
+def test_auto_dtype_is_bf16_only_where_the_hardware_computes_in_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert models.cpu_has_bf16("flags : fpu avx2 avx512f avx512_bf16") and models.cpu_has_bf16("flags : amx_bf16")
+    assert not models.cpu_has_bf16("flags : fpu avx2 avx512f")
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda cpuinfo=None: False)
+    assert models.resolve_dtype("auto", "cpu") == "float32" and models.resolve_dtype("auto", "cuda") == "bfloat16"
+    assert models.resolve_dtype("bfloat16", "cpu") == "bfloat16"  # asked for: kept
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda cpuinfo=None: True)
+    assert models.resolve_dtype("auto", "cpu") == "bfloat16"

@@ -187,8 +187,11 @@ def test_tiny_model_round_trip(tmp_path: Path) -> None:
         torch.testing.assert_close(loaded(**enc).logits, model(**enc).logits)
     batch = tok2(["ab", "abcd"], return_tensors="pt", padding=True)
     assert batch["input_ids"][0, :2].tolist() == [tok2.pad_token_id] * 2  # left padding
-    bf16, _ = load_model(resolve_model(str(folder)))  # auto: bfloat16 on the CPU
-    assert bf16.dtype == torch.bfloat16 and bf16.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    auto, _ = load_model(resolve_model(str(folder)))  # auto: bf16 where the hardware has it, else float32
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert auto.dtype == getattr(torch, models.resolve_dtype("auto", device)) and auto.device.type == device
+    bf16, _ = load_model(resolve_model(str(folder)), dtype="bfloat16")
+    assert bf16.dtype == torch.bfloat16
     out = bf16.generate(**enc, max_new_tokens=4, do_sample=False)
     assert out.shape[1] > enc["input_ids"].shape[1]
 
@@ -303,7 +306,7 @@ def test_smollm2_preset_end_to_end() -> None:
     assert r.fingerprint == models.folder_fingerprint(Path(r.path), preset.sha256)
     assert not (models.cache_dir() / "pip" / "smollm2-135m").exists()  # intermediates removed after conversion
     model, tok = load_model(r)
-    assert model.dtype == torch.bfloat16
+    assert model.dtype == getattr(torch, models.resolve_dtype("auto", "cuda" if torch.cuda.is_available() else "cpu"))
     assert tok.eos_token == tok.pad_token == "<|im_end|>" and tok.padding_side == "left"
     assert (model.generation_config.temperature, model.generation_config.top_p) == (0.7, 0.95)
     enc = chat_ids(tok, "Write a Python function that adds two numbers.")

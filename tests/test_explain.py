@@ -104,20 +104,10 @@ WRONG = [14, 15, 16, 17]
 
 
 def knowing_teacher_model() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
-    m = LlamaForCausalLM(cfg)
-    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    batch = torch.tensor([C + ANSWER, X + WRONG + [0, 0]])
-    labels = batch.clone()
-    labels[1, -2:] = -100
-    m.train()
-    for _ in range(60):
-        opt.zero_grad()
-        m(input_ids=batch, labels=labels).loss.backward()
-        opt.step()
-    return m.eval()
+    """test_sdpo_learner's teacher that knows the answer, on this file's token ids (clear of the specials)."""
+    from test_sdpo_learner import knowing_teacher_model as train
+
+    return train(X, C, ANSWER, WRONG)
 
 
 def test_sign_convention_a_knowing_teacher_reinforces_the_answer_and_rejects_the_wrong_one() -> None:

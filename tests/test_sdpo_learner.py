@@ -23,13 +23,14 @@ def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
     return LlamaForCausalLM(cfg).eval()
 
 
-def knowing_teacher_model() -> LlamaForCausalLM:
-    """A base model that continues C with ANSWER and X with WRONG: the feedback context carries the answer."""
+def knowing_teacher_model(x: list[int] = X, c: list[int] = C, answer: list[int] = ANSWER,
+                          wrong: list[int] = WRONG) -> LlamaForCausalLM:
+    """A base model that continues c with answer and x with wrong: the feedback context carries the answer."""
     m = tiny_llama()
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    batch = torch.tensor([C + ANSWER, X + WRONG + [0, 0]])
+    batch = torch.tensor([c + answer, x + wrong + [0] * (len(c) - len(x))])
     labels = batch.clone()
-    labels[1, -2:] = -100
+    labels[1, len(x) + len(wrong) :] = -100  # the padding carries no loss
     m.train()
     for _ in range(60):
         opt.zero_grad()

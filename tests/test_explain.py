@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from rich.console import Console
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 from typer.testing import CliRunner
 
 from sdpo_discover.cli import app

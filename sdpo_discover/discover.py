@@ -674,9 +674,9 @@ class Solver:
         # What committed: attempts of steps < version; of step == version, what was graded before the kill.
         kept = [r for r in read_jsonl(rd.attempts) if r["step"] <= version]
         rewrite_jsonl(rd.attempts, kept)
-        rewrite_jsonl(rd.steps, [r for r in read_jsonl(rd.steps) if r["step"] < version])
+        steps_done = [r for r in read_jsonl(rd.steps) if r["step"] < version]
+        rewrite_jsonl(rd.steps, steps_done)
         done = {r["index"]: Attempt(**r) for r in kept}
-        steps_done = read_jsonl(rd.steps)
         times = {k: sum(r[f"{k}_s"] for r in steps_done) for k in ("generate", "execute", "update")}
         wall_before = float(prior["wall_s"]) if prior else 0.0
         used = sum(1 for a in done.values() if a.step < version)

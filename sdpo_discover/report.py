@@ -67,6 +67,7 @@ class LiveView:
         self.progress: Progress | None = None
         self.task: Any = None
         self.attempts: list[Attempt] = []
+        self.graded_now = 0  # attempts graded in this session: the rate excludes those a resumed run had
         self.t0 = time.monotonic()
 
     # the EventSink
@@ -112,8 +113,9 @@ class LiveView:
 
     def _on_attempt(self, p: dict[str, Any]) -> None:
         self.attempts.append(p["attempt"])
+        self.graded_now += 1
         if self.progress is not None:
-            rate = len(self.attempts) / max(time.monotonic() - self.t0, 1e-9) * 60
+            rate = self.graded_now / max(time.monotonic() - self.t0, 1e-9) * 60
             self.progress.update(self.task, advance=1, rate=f"{rate:.1f}/min")
 
     def _on_step(self, p: dict[str, Any]) -> None:

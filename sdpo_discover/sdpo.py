@@ -270,6 +270,7 @@ class SDPOConfig:
     micro_batch_size: int = 4  # sequences per forward; gradients accumulate over the batch
     logit_chunk: int = 256  # response positions per lm_head chunk (a 151k vocabulary dominates memory)
     gradient_checkpointing: bool = False
+    share_prefix: bool = True  # run the batch's shared prompt (and the teachers' shared prefix) once per step
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
@@ -348,18 +349,56 @@ def _pad(seqs: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, att
 
 
+@dataclass
+class Prefix:
+    """The key/value cache of the first `length` tokens that every context of a batch shares (encode_prefix)."""
+
+    length: int
+    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (1, heads, length, head_dim)
+
+
+def shared_prefix_len(contexts: Sequence[list[int]]) -> int:
+    """Length of the contexts' longest common prefix, kept at least one token short of every context: the
+    position that predicts a response's first token (the context's last) must stay in each suffix."""
+    n = min(len(c) for c in contexts) - 1
+    first = contexts[0]
+    for c in contexts[1:]:
+        n = next((j for j in range(n) if c[j] != first[j]), n)
+    return max(n, 0)
+
+
+def encode_prefix(model: torch.nn.Module, ids: list[int]) -> Prefix:
+    """One forward of the shared prefix (batch of one); with grad when grad is enabled."""
+    trunk, _ = _trunk_and_head(model)
+    device = next(model.parameters()).device
+    cache = trunk(input_ids=torch.tensor([ids], device=device), use_cache=True).past_key_values
+    return Prefix(len(ids), [(layer.keys, layer.values) for layer in cache.layers])
+
+
 def response_hidden(model: torch.nn.Module, contexts: Sequence[list[int]], responses: Sequence[list[int]],
-                    pad_id: int = 0) -> torch.Tensor:
+                    pad_id: int = 0, prefix: Prefix | None = None) -> torch.Tensor:
     """Hidden states at the positions that predict each response token, concatenated.  -> (N, H)
 
     For a sequence [c_0..c_{P-1}, y_0..y_{R-1}], y_j is predicted at position P - 1 + j. Logits are
     NOT computed here: the caller applies the lm_head chunk by chunk (memory, see SDPOLearner.step).
+    With `prefix`, its tokens (the first prefix.length of every context) are not run again: the forward
+    covers the rest of each sequence, attending to the prefix's cache broadcast over the batch.
     """
     trunk, _ = _trunk_and_head(model)
     device = next(model.parameters()).device
-    ids, att = _pad([c + r for c, r in zip(contexts, responses)], pad_id)  # (B, T)
-    h = trunk(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state  # (B, T, H)
-    rows = [h[i, len(c) - 1 : len(c) - 1 + len(r)] for i, (c, r) in enumerate(zip(contexts, responses))]  # (R_i, H)
+    L = prefix.length if prefix else 0
+    ids, att = _pad([(c + r)[L:] for c, r in zip(contexts, responses)], pad_id)  # (B, T - L)
+    cache = None
+    if prefix:
+        from transformers import DynamicCache  # only here: the pure part of this module needs torch alone
+
+        B = len(contexts)
+        cache = DynamicCache([(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in prefix.kv],
+                             config=getattr(model, "config", None))
+        att = torch.cat([torch.ones((B, L), dtype=att.dtype), att], 1)  # (B, T)
+    h = trunk(input_ids=ids.to(device), attention_mask=att.to(device), past_key_values=cache,
+              use_cache=cache is not None).last_hidden_state  # (B, T - L, H)
+    rows = [h[i, len(c) - 1 - L : len(c) - 1 - L + len(r)] for i, (c, r) in enumerate(zip(contexts, responses))]
     return torch.cat(rows, 0)  # (N, H)
 
 
@@ -379,18 +418,29 @@ class SDPOLearner:
             if hasattr(model, "enable_input_require_grads"):
                 model.enable_input_require_grads()
 
+    def _hidden(self, contexts: list[list[int]], responses: list[list[int]], prefix: Prefix | None) -> torch.Tensor:
+        """response_hidden over micro-batches.  -> (N, H)"""
+        m = self.cfg.micro_batch_size
+        return torch.cat([response_hidden(self.model, contexts[i : i + m], responses[i : i + m], self.pad_id, prefix)
+                          for i in range(0, len(contexts), m)], 0)
+
+    def _prefix(self, contexts: list[list[int]]) -> Prefix | None:
+        n = shared_prefix_len(contexts) if self.cfg.share_prefix and len(contexts) > 1 else 0
+        return encode_prefix(self.model, contexts[0][:n]) if n else None
+
     def _teacher_hidden(self, ctx: list[list[int]], resp: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher hidden states (N, H), and for trust-region the reference's (N, H) too, without grad."""
+        """Teacher hidden states (N, H), and for trust-region the reference's (N, H) too, without grad.
+        One weight swap for all the rollouts; their contexts' common prefix (system prompt, question) runs once."""
         was_training = self.model.training
         self.model.eval()  # no dropout in the teacher
         try:
             with torch.no_grad():
                 with self.teacher.weights():
-                    h_t = response_hidden(self.model, ctx, resp, self.pad_id)
+                    h_t = self._hidden(ctx, resp, self._prefix(ctx))
                 h_ref = None
                 if self.cfg.teacher == "trust-region":
                     with self.model.disable_adapter():
-                        h_ref = response_hidden(self.model, ctx, resp, self.pad_id)
+                        h_ref = self._hidden(ctx, resp, self._prefix(ctx))
         finally:
             self.model.train(was_training)
         return h_t, h_ref
@@ -398,10 +448,13 @@ class SDPOLearner:
     def step(self, rollouts: Sequence[Rollout]) -> StepStats:
         """One SDPO update on a batch of attempts (one optimizer step: on-policy, SDPO.md section 2).
 
-        Per micro-batch: student hidden states with grad; teacher hidden states under no_grad on the
-        teacher context + the same response; then, chunk by chunk over response positions, lm_head
-        logits (chunk, V) for both, the loss, and its backward into the detached hidden states; last,
-        one backward through the trunk. Peak logits memory: one chunk, not (N, V).
+        Teacher hidden states for all attempts first, under no_grad on the teacher context + the same
+        response. The student's prompt, shared by the batch, runs once with grad; its key/value cache is
+        detached into leaves that every micro-batch attends to. Per micro-batch: the student's hidden
+        states on the rest of the sequences; chunk by chunk over response positions, lm_head logits
+        (chunk, V) for both, the loss, and its backward into the detached hidden states; then one
+        backward through the trunk, which also accumulates the gradient of the prefix cache; last, one
+        backward through the prefix. Peak logits memory: one chunk, not (N, V).
         """
         cfg = self.cfg
         rewards = torch.tensor([r.reward for r in rollouts], dtype=torch.float32)
@@ -411,18 +464,28 @@ class SDPOLearner:
         stats = StepStats(rollouts=len(use))
         if not use:
             return stats  # nothing to learn from: no feedback, no successful sibling, no GRPO signal
+        use.sort(key=lambda i: len(rollouts[i].prompt_ids) + len(rollouts[i].response_ids))  # less padding
         self.model.train()
         self.opt.zero_grad(set_to_none=True)
         n_tok = float(sum(len(rollouts[i].response_ids) for i in use))  # token-mean over the whole batch
+        # Teacher first: swapping its weights in and out must not touch tensors the student's graph saved.
+        h_t_all, h_ref_all = self._teacher_hidden([rollouts[i].teacher_prompt_ids or rollouts[i].prompt_ids for i in use],
+                                                  [rollouts[i].response_ids for i in use])  # (N_all, H)
+        # Gradient checkpointing drops a layer's cache (transformers), so it runs every prompt in full.
+        prefix = None if cfg.gradient_checkpointing else self._prefix([rollouts[i].prompt_ids for i in use])
+        leaves = None if prefix is None else Prefix(prefix.length, [
+            (k.detach().requires_grad_(True), v.detach().requires_grad_(True)) for k, v in prefix.kv])
+        row = 0  # where this micro-batch's response positions start in h_t_all
         _, head = _trunk_and_head(self.model)
         tot_loss = tot_kl = tot_w = 0.0
         for mb in range(0, len(use), cfg.micro_batch_size):
             idx = use[mb : mb + cfg.micro_batch_size]
             resp = [rollouts[i].response_ids for i in idx]
-            # Teacher first: swapping its weights in and out must not touch tensors the student's graph saved.
-            t_ctx = [rollouts[i].teacher_prompt_ids or rollouts[i].prompt_ids for i in idx]
-            h_t, h_ref = self._teacher_hidden(t_ctx, resp)  # (N, H), (N, H) | None
-            h_s = response_hidden(self.model, [rollouts[i].prompt_ids for i in idx], resp, self.pad_id)  # (N, H)
+            n = sum(len(r) for r in resp)
+            h_t = h_t_all[row : row + n]  # (N, H)
+            h_ref = None if h_ref_all is None else h_ref_all[row : row + n]
+            row += n
+            h_s = response_hidden(self.model, [rollouts[i].prompt_ids for i in idx], resp, self.pad_id, leaves)  # (N, H)
             ids = torch.tensor([t for r in resp for t in r], device=h_s.device)  # (N,)
             has_teacher = torch.tensor([float(rollouts[i].teacher_prompt_ids is not None)
                                         for i, r in zip(idx, resp) for _ in r], device=h_s.device)  # (N,)
@@ -456,6 +519,11 @@ class SDPOLearner:
                 tot_w += float(st["is_weight"]) * n_c
                 stats.tokens += int(n_c)
             h_s.backward(h_leaf.grad)  # one backward through the trunk for all chunks
+        if prefix is not None and leaves is not None:  # the cache's gradient, summed over micro-batches, into the prefix
+            pairs = [(t, leaf.grad) for kv, lv in zip(prefix.kv, leaves.kv) for t, leaf in zip(kv, lv)
+                     if t.requires_grad and leaf.grad is not None]  # e.g. layer 0's k, v: no adapter before them
+            if pairs:
+                torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
         gn = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         self.opt.step()
         self.teacher.update()

@@ -8,7 +8,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from sdpo_discover.sdpo import Rollout, SDPOConfig, SDPOLearner, Teacher, attach_lora, kl, teacher_message
+from sdpo_discover.sdpo import (Rollout, SDPOConfig, SDPOLearner, Teacher, attach_lora, encode_prefix, kl,
+                                response_hidden, shared_prefix_len, teacher_message)
 
 X = [1, 2, 3, 4]  # the question
 C = [1, 2, 3, 4, 30, 31]  # the teacher's context: the question + "feedback" that reveals the answer
@@ -105,16 +106,19 @@ def test_rollouts_without_feedback_teach_nothing() -> None:
     assert st.rollouts == 0 and all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
-def _grads(chunk: int, micro: int, top_k: int | None) -> dict[str, torch.Tensor]:
-    model = attach_lora(tiny_llama(), SDPOConfig())
+def _grads(chunk: int, micro: int, top_k: int | None, share_prefix: bool = True,
+           rollouts: list[Rollout] | None = None, targets: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+    lora = {"lora_targets": targets} if targets else {}
+    model = attach_lora(tiny_llama(), SDPOConfig(**lora))
     with torch.no_grad():  # non-zero B so that gradients reach A too
         for n, p in model.named_parameters():
             if "lora_B" in n:
                 p.normal_(0, 0.1)
-    cfg = SDPOConfig(logit_chunk=chunk, micro_batch_size=micro, top_k=top_k, lr=1e-3, grad_clip=1e9)
+    cfg = SDPOConfig(logit_chunk=chunk, micro_batch_size=micro, top_k=top_k, lr=1e-3, grad_clip=1e9,
+                     share_prefix=share_prefix, **lora)
     learner = SDPOLearner(model, cfg)
     learner.opt.step = lambda: None  # keep the gradients, skip the update
-    learner.step([Rollout(X, WRONG, C), Rollout(X + [5], ANSWER + [6], C), Rollout(X, [9, 9], C)])
+    learner.step(rollouts or [Rollout(X, WRONG, C), Rollout(X + [5], ANSWER + [6], C), Rollout(X, [9, 9], C)])
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
@@ -125,6 +129,39 @@ def test_chunking_and_micro_batching_do_not_change_the_gradient(top_k: int | Non
         got = _grads(chunk, micro, top_k)
         for n in ref:
             assert torch.allclose(got[n], ref[n], atol=1e-6, rtol=1e-4), n
+
+
+def test_shared_prefix_len_leaves_every_context_its_last_token() -> None:
+    assert shared_prefix_len([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert shared_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2  # identical: position 2 predicts y_0, so it stays out
+    assert shared_prefix_len([[1, 2, 3], [1, 2, 3, 4, 5]]) == 2
+    assert shared_prefix_len([[7, 2], [1, 2]]) == 0
+    assert shared_prefix_len([[1]]) == 0
+
+
+def test_prefix_cache_gives_the_hidden_states_of_the_full_forward() -> None:
+    model = attach_lora(tiny_llama(), SDPOConfig())
+    ctx, resp = [X + [5, 6], X + [7], C], [WRONG, ANSWER + [6, 6], [9]]  # ragged: padding inside the suffixes
+    with torch.no_grad():
+        full = response_hidden(model, ctx, resp)  # (N, H)
+        n = shared_prefix_len(ctx)
+        assert n == len(X)
+        cached = response_hidden(model, ctx, resp, prefix=encode_prefix(model, ctx[0][:n]))  # (N, H)
+    assert cached.shape == full.shape and torch.allclose(cached, full, atol=1e-5)
+
+
+@pytest.mark.parametrize("micro, targets", [(1, None), (2, None), (100, None), (2, ("v_proj", "down_proj"))])
+def test_sharing_the_prompt_does_not_change_the_gradient(micro: int, targets: tuple[str, ...] | None) -> None:
+    # targets without k_proj: layer 0's cached keys depend on no adapter weight (no gradient to carry back)
+    # 5 rollouts on one prompt (as in a solve step), teacher contexts with a shared prefix but different feedback
+    q = X + [20, 21, 22]
+    rs = [Rollout(q, WRONG, q + [30, 31]), Rollout(q, ANSWER + [6], q + [30]), Rollout(q, [9, 9], q + [29, 28, 27]),
+          Rollout(q, [3], q + [30, 31]), Rollout(q, WRONG[:2] + ANSWER, None)]
+    ref = _grads(chunk=7, micro=micro, top_k=5, share_prefix=False, rollouts=rs, targets=targets)
+    got = _grads(chunk=7, micro=micro, top_k=5, share_prefix=True, rollouts=rs, targets=targets)
+    for n in ref:
+        assert ref[n].abs().max() > 0, n
+        assert torch.allclose(got[n], ref[n], atol=1e-6, rtol=1e-4), n
 
 
 def test_repeated_steps_raise_the_probability_of_the_answer() -> None:

@@ -232,7 +232,8 @@ def _generate(mode: str, model: Any, tok: Any, resolved: Any, spec: dict[str, An
     with tempfile.TemporaryDirectory(prefix="bench-learner-") as tmp:
         model.save_pretrained(tmp)  # the fresh adapter: the solve loop samples through one from step 1 on
         del model
-        with VLLMSampler(resolved.path, max_model_len=1024, kv_cache_gib=2.0, device="cpu", start_timeout_s=600,
+        with VLLMSampler(resolved.path, max_model_len=1024, kv_cache_gib=2.0, device="cpu", dtype=spec["dtype"],
+                         start_timeout_s=600,
                          generate_timeout_s=900) as sampler:
             sampler.load_adapter(tmp, 1)
             sampler.generate(prompt, n=2, params=SamplingParams(max_new_tokens=8), seed=99)  # warm-up

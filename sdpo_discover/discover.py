@@ -79,7 +79,7 @@ class SolveConfig:
     sampler: str = "hf"  # hf | vllm
     sandbox: str = "auto"  # auto | docker | local
     device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "auto"  # auto (bf16) | bfloat16 | float16 | float32
+    dtype: str = "auto"  # auto (models.resolve_dtype: bf16 on CUDA or native-bf16 CPUs, else float32) | bfloat16 | float16 | float32
     batch_size: int = 16  # attempts per step (paper: 16)
     seed: int = 0
     learn: bool = True  # False: no update, i.e. independent sampling (best-of-k) through the same loop
@@ -519,7 +519,7 @@ class Solver:
             self.sampler = VLLMSampler(
                 self.model_path, max_model_len=cfg.vllm_max_model_len, max_lora_rank=max(8, cfg.sdpo.lora_r),
                 gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, kv_cache_gib=cfg.vllm_kv_cache_gib,
-                device=cfg.device, seed=cfg.seed)
+                device=cfg.device, dtype=cfg.dtype, seed=cfg.seed)
 
     def _read_config_model(self) -> dict[str, Any]:
         try:

@@ -71,7 +71,7 @@ def _init(req: dict) -> dict:
         max_loras=1,
         enforce_eager=True,
         max_model_len=int(req["max_model_len"]),
-        dtype="bfloat16",
+        dtype=req.get("dtype", "bfloat16"),
         seed=int(req.get("seed", 0)),
     )
     if platform == "cpu":

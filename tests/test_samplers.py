@@ -386,7 +386,8 @@ for line in sys.stdin:
         if mode == "crash-at-init":
             print("dying at init", file=sys.stderr, flush=True)
             sys.exit(3)
-        answer({"id": req["id"], "ok": True, "start_s": 0.0, "platform": "cpu", "vllm_version": "fake",
+        version = req["dtype"] if mode == "echo-dtype" else "fake"  # echo-dtype: what the engine was asked for
+        answer({"id": req["id"], "ok": True, "start_s": 0.0, "platform": "cpu", "vllm_version": version,
                 "stop_token_ids": [1]})
     elif req["op"] == "generate":
         if mode == "hang":
@@ -461,6 +462,20 @@ def group_gone(pgid: int, wait_s: float = 5.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("asked, native_bf16, sent", [("auto", False, "float32"), ("auto", True, "bfloat16"),
+                                                      ("bfloat16", False, "bfloat16"), ("float32", True, "float32")])
+def test_engine_dtype_follows_the_cpu(fake_worker, monkeypatch: pytest.MonkeyPatch, asked: str, native_bf16: bool,
+                                      sent: str) -> None:
+    import sdpo_discover.models as models
+
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: native_bf16)
+    make, _ = fake_worker
+    with make("echo-dtype", dtype=asked, device="cpu") as s:
+        assert s.dtype == sent and s.vllm_version == sent
+    with pytest.raises(ValueError, match="dtype"):
+        make("ok", dtype="int8")
 
 
 def test_protocol_round_trip_and_clean_shutdown(fake_worker) -> None:
@@ -642,11 +657,12 @@ def test_hf_and_vllm_agree(vllm_sampler: VLLMSampler, tiny: Tiny) -> None:
         err_lora += [abs(a - b) for a, b in zip(c.logprobs, ref)]
         err_base += [abs(a - b) for a, b in zip(c.logprobs, base)]
     mean_lora, mean_base = sum(err_lora) / len(err_lora), sum(err_base) / len(err_base)
-    # Measured: ~0.07 against the adapter (bf16 rounding of logits ~10 in size), ~3 against the base.
+    # vLLM runs dtype auto: float32 on a CPU without native bf16 (this VM), bf16 on one with it. Measured in
+    # bf16: ~0.07 against the adapter (bf16 rounding of logits ~10 in size), ~3 against the base.
     assert mean_lora < 0.15 and mean_base > 10 * mean_lora, (mean_lora, mean_base)
-    # Greedy on the random adapter: bf16 (vLLM) against fp32 (HF) differ by ~0.07 per log-prob, enough
-    # to flip a near-tie on another CPU, and one flip changes everything after it: compare a short
-    # prefix (all 8 tokens agreed when measured here).
+    # Greedy on the random adapter: in bf16, vLLM and HF (fp32) differ by ~0.07 per log-prob, enough to
+    # flip a near-tie, and one flip changes everything after it: compare a short prefix (all 8 tokens
+    # agreed when measured in bf16 and in float32).
     greedy = SamplingParams(max_new_tokens=8, temperature=0)
     v = vllm_sampler.generate(tiny.prompt_ids, 1, greedy, seed=0)[0]
     h = HFSampler(hf_model, tiny.tokenizer).generate(tiny.prompt_ids, 1, greedy, seed=0)[0]

@@ -283,7 +283,7 @@ def sandbox_clean(
 
 @problems_app.command("validate")
 def problems_validate(
-    paths: Annotated[list[Path], typer.Argument(help="problem.json files, LiveCodeBench record files, or folders of problem.json files.")],
+    paths: Annotated[list[Path], typer.Argument(help="problem.json files, LiveCodeBench record files (.json, .jsonl), or folders of them (searched recursively).")],
 ) -> None:
     """Check problem files against the format and list what they hold. Exit 2 on the first bad file.
 

@@ -218,8 +218,25 @@ class _StringsOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only plain strings are allowed")
 
 
+MAX_DECOMPRESSED = 512 * 2**20  # bytes: far above any real record's tests, far below a zip bomb's output
+
+
+def _inflate(data: bytes, where: str) -> bytes:
+    """zlib-decompress at most MAX_DECOMPRESSED bytes: a small blob must not expand into all of memory."""
+    d = zlib.decompressobj()
+    out = d.decompress(data, MAX_DECOMPRESSED + 1)
+    if len(out) > MAX_DECOMPRESSED or d.unconsumed_tail:
+        raise _fail(where, "private_test_cases",
+                    f"decompresses to more than {MAX_DECOMPRESSED:,} bytes; refusing it (a corrupt or hostile "
+                    "record?). Check the record, or raise sdpo_discover.problems.MAX_DECOMPRESSED if it is genuine")
+    if not d.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
+
+
 def decode_private_tests(blob: str, where: str = "<record>") -> list[dict[str, Any]]:
-    """LiveCodeBench's private_test_cases: plain JSON, or base64 -> zlib -> pickle -> JSON string."""
+    """LiveCodeBench's private_test_cases: plain JSON, or base64 -> zlib -> pickle -> JSON string.
+    The zlib layer is capped at MAX_DECOMPRESSED bytes; the pickle may build a plain string only."""
     blob = blob.strip()
     if not blob:
         return []
@@ -230,7 +247,7 @@ def decode_private_tests(blob: str, where: str = "<record>") -> list[dict[str, A
             raise _fail(where, "private_test_cases", f"not valid JSON: {e.msg}") from None
     else:
         try:
-            raw = zlib.decompress(base64.b64decode(blob, validate=True))
+            raw = _inflate(base64.b64decode(blob, validate=True), where)
         except (ValueError, zlib.error) as e:
             raise _fail(where, "private_test_cases", f"neither JSON nor base64+zlib: {e}") from None
         try:
@@ -344,12 +361,14 @@ def is_livecodebench_record(d: Any) -> bool:
 
 
 def load_problems(path: str | Path, hide_private: bool = False) -> list[Problem]:
-    """Load a problem.json, a LiveCodeBench record file (.json / .jsonl), or a folder of problem.json files."""
+    """Load a problem.json, a LiveCodeBench record file (.json / .jsonl), or a folder: every such file in
+    it and its subfolders (hidden ones skipped), in path order."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.glob("*.json"))
+        files = sorted(f for f in path.rglob("*") if f.suffix in (".json", ".jsonl") and f.is_file()
+                       and not any(part.startswith(".") for part in f.relative_to(path).parts))
         if not files:
-            raise ProblemError(f"{path}: folder holds no *.json problem files")
+            raise ProblemError(f"{path}: folder holds no *.json or *.jsonl problem files, at any depth")
         return [p for f in files for p in load_problems(f, hide_private)]
     if path.suffix == ".jsonl":
         return load_livecodebench(path, hide_private)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sdpo_discover.problems import (
-    ProblemError, decode_private_tests, load_livecodebench, load_problem, problem_from_dict,
+    ProblemError, decode_private_tests, load_livecodebench, load_problem, load_problems, problem_from_dict,
     problem_from_livecodebench,
 )
 
@@ -90,6 +90,11 @@ def test_schema_file_accepts_the_collection_and_rejects_bad_input() -> None:
         assert not list(v.iter_errors(d)), f
         load_problem(f)  # and our own validator agrees
     assert list(v.iter_errors({**GOOD, "test_type": "functional"}))  # function_name missing
+    # what the loader refuses, the schema refuses too
+    for bad in ({**GOOD, "title": "  \n"}, {**GOOD, "statement": "\t"}, {**GOOD, "function_name": "f"}):
+        assert list(v.iter_errors(bad)), bad
+        with pytest.raises(ProblemError):
+            problem_from_dict(bad)
 
 
 # ---- LiveCodeBench -----------------------------------------------------------------------------
@@ -121,6 +126,22 @@ def test_lcb_record_with_pickled_private_tests() -> None:
 class _Evil:
     def __reduce__(self):  # noqa: ANN204 - what an attacker would ship
         return (print, ("pwned",))
+
+
+def test_lcb_zlib_layer_refuses_a_bomb(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sdpo_discover.problems as problems
+
+    text = json.dumps([{"input": "2\n", "output": "2\n", "testtype": "stdin"}])
+    monkeypatch.setattr(problems, "MAX_DECOMPRESSED", len(pickle.dumps(text)))  # exactly fits: accepted
+    assert decode_private_tests(_pickled(text))[0]["input"] == "2\n"
+    bomb = base64.b64encode(zlib.compress(b"\0" * 10_000_000)).decode()  # 10 MB from ~13 kB of base64
+    assert len(bomb) < 20_000
+    monkeypatch.setattr(problems, "MAX_DECOMPRESSED", 1_000_000)
+    with pytest.raises(ProblemError, match="more than 1,000,000 bytes; refusing"):
+        decode_private_tests(bomb)
+    truncated = base64.b64encode(zlib.compress(pickle.dumps(text))[:-6]).decode()
+    with pytest.raises(ProblemError, match="neither JSON nor base64"):
+        decode_private_tests(truncated)
 
 
 def test_lcb_pickle_layer_rejects_anything_but_strings(capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,3 +188,20 @@ def test_lcb_jsonl_line_errors_give_the_line(tmp_path: Path) -> None:
     f.write_text(json.dumps(_record()) + "\n{broken\n")
     with pytest.raises(ProblemError, match=r"x.jsonl: line 2"):
         load_livecodebench(f)
+
+
+def test_a_folder_loads_its_subfolders_too(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1] / "problems"
+    got = load_problems(root)
+    ids = {p.id for p in got}
+    assert "sum-two" in ids and any(i.startswith("lcb-") for i in ids)  # problems/livecodebench/ is included
+    assert len(got) == len(list(root.glob("*.json"))) + sum(
+        len(load_problems(f)) for f in (root / "livecodebench").iterdir() if f.suffix in (".json", ".jsonl"))
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "a" / "b" / "p.json").write_text(json.dumps(GOOD))
+    (tmp_path / ".hidden" / "junk.json").write_text("{")
+    assert [p.id for p in load_problems(tmp_path)] == [GOOD["id"]]
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    with pytest.raises(ProblemError, match="at any depth"):
+        load_problems(tmp_path / "empty")

@@ -87,7 +87,7 @@ class SolveConfig:
     temperature: float | None = None
     top_p: float | None = None
     top_k: int = 0  # sampling top-k; 0 = off
-    gen_batch_size: int = 8  # hf: sequences per generate call
+    gen_batch_size: int = 16  # hf: sequences per generate call (a whole default batch: decoding is bandwidth-bound)
     workers: int = 2  # attempts graded at once
     keep_adapters: str = "all"  # all: every version's adapter stays (explain, reproduce); last: only the newest
     vllm_max_model_len: int = 4096

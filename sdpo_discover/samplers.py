@@ -277,7 +277,7 @@ class HFSampler(Sampler):
     gives the same samples and the caller's RNG state is left as it was.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8) -> None:
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16) -> None:
         if not _is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.model = model

@@ -225,6 +225,7 @@ class StepRecord:
     generate_s: float
     execute_s: float
     update_s: float
+    wall_s: float = 0.0  # the run's wall time when this step committed, over all sessions (0: older runs)
 
 
 @dataclass
@@ -678,7 +679,10 @@ class Solver:
         rewrite_jsonl(rd.steps, steps_done)
         done = {r["index"]: Attempt(**r) for r in kept}
         times = {k: sum(r[f"{k}_s"] for r in steps_done) for k in ("generate", "execute", "update")}
-        wall_before = float(prior["wall_s"]) if prior else 0.0
+        # Time spent before a kill -9 is known up to the last commit (a step's record carries the run's wall
+        # time); a Ctrl-C or a finished run also left a summary. The larger of the two is what came before.
+        wall_before = max(float(prior["wall_s"]) if prior else 0.0,
+                          float(steps_done[-1].get("wall_s", 0.0)) if steps_done else 0.0)
         used = sum(1 for a in done.values() if a.step < version)
         if cfg.budget < len(done):
             raise ConfigError(f"setting 'budget' = {cfg.budget}: this run has graded {len(done)} attempts already")
@@ -717,7 +721,8 @@ class Solver:
                     best_fraction=max(a.fraction_passed for a in attempts), loss=stats.loss if stats else None,
                     kl=stats.kl if stats else None, grad_norm=stats.grad_norm if stats else None,
                     rollouts=stats.rollouts if stats else 0, tokens=stats.tokens if stats else 0,
-                    generate_s=gen_s, execute_s=exec_s, update_s=upd_s)
+                    generate_s=gen_s, execute_s=exec_s, update_s=upd_s,
+                    wall_s=wall_before + time.monotonic() - t_start)
                 steplog.write(asdict(rec))
                 if stats is not None or (not cfg.learn and not winners):
                     self._save_state(step + 1)  # the commit point of this step

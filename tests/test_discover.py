@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -26,7 +27,7 @@ from sdpo_discover.problems import load_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEM = ROOT / "problems" / "sum-two.json"
-VOLATILE = {"execute_s", "generate_s", "update_s"}  # wall times: the only fields a resume may change
+VOLATILE = {"execute_s", "generate_s", "update_s", "wall_s"}  # wall times: the only fields a resume may change
 
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 
@@ -160,9 +161,18 @@ def test_resume_after_a_hard_kill_is_exact(phase: str, reference: dict[str, Any]
     proc.join(300)
     assert proc.exitcode == 137, f"the child was to die at {phase}, exit code {proc.exitcode}"
     assert not RunDir(run).summary.exists()
+    steps_committed = torch.load(RunDir(run).state, weights_only=False)["steps"]
+    committed = [r for r in read_jsonl(RunDir(run).steps) if r["step"] < steps_committed]
+    assert committed and all(r["wall_s"] > 0 for r in committed)
     summary = Solver(small_config(tiny_dir), run, resume=True).run()
     assert summary.attempts_used == 12
     assert_same_run(reference, run_contents(run))
+    # The killed session's time up to its last commit is not lost: its step records stay, and the resumed
+    # run's wall time continues from the last of them.
+    final = read_jsonl(RunDir(run).steps)
+    assert [r["wall_s"] for r in final[: len(committed)]] == [r["wall_s"] for r in committed]
+    walls = [r["wall_s"] for r in final]
+    assert walls == sorted(walls) and summary.wall_s > committed[-1]["wall_s"]
 
 
 def test_a_torn_last_line_is_dropped_and_regraded(reference: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:

@@ -549,6 +549,7 @@ def explain(
     device: Annotated[DeviceChoice, typer.Option(help="Where the model runs: cpu, cuda, or auto (cuda when available).")] = DeviceChoice.auto,
     sandbox: Annotated[SandboxChoice, typer.Option(help="Where to grade the attempt when --feedback is not given: docker, local, or auto.")] = SandboxChoice.auto,
     top: Annotated[int, typer.Option(min=1, help="How many of the strongest tokens to list, with the teacher's 3 likeliest alternatives.")] = 10,
+    restate_format: Annotated[bool, typer.Option("--restate-format", help="End the teacher's reprompt with the question's answer-format line again, as solve's sdpo.restate_format does (not in the paper). A run directory uses its own setting.")] = False,
 ) -> None:
     """Show which tokens of an attempt SDPO's teacher disagrees with: the per-token credit assignment.
 
@@ -620,7 +621,8 @@ def explain(
 
     say("scoring the attempt as student and as teacher")
     try:
-        credit = explain_attempt(mdl, tok, prob, response, feedback_text, solution=solution_text)
+        credit = explain_attempt(mdl, tok, prob, response, feedback_text, solution=solution_text,
+                                 restate_format=restate_format)
     except ValueError as e:
         fail(f"{attempt}: {e}")
     told = [k for k, v in (("feedback", feedback_text), ("a correct solution", solution_text)) if v]
@@ -672,7 +674,7 @@ def _explain_run(run_dir: Path, attempt: Path | None, k: int | None, html_out: P
     if ra.teacher is not None:
         teacher = swapped_weights(mdl, {n: t.to(torch.float32) for n, t in load_file(str(ra.teacher)).items()})
     credit = explain_attempt(mdl, tok, ra.problem, ra.response, ra.feedback, response_ids=ra.token_ids,
-                             teacher_weights=teacher, temperature=ra.temperature)
+                             teacher_weights=teacher, temperature=ra.temperature, restate_format=ra.restate_format)
     out.print(f"[bold]{escape(ra.problem.id)}[/] — {escape(ra.label)}; teacher: "
               f"{'the EMA teacher at that step' if teacher else 'the student re-prompted'}", highlight=False, soft_wrap=True)
     out.print(Panel(escape(ra.feedback), title="feedback (what the teacher was told)", title_align="left",

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .models import chat_prompt_ids
-from .problems import SYSTEM_MESSAGE, Problem, question_prompt
+from .problems import ANSWER_LINE, SYSTEM_MESSAGE, Problem, question_prompt
 from .sdpo import _trunk_and_head, _upcast, response_hidden, teacher_message
 
 SCALE = 3.0  # |log q - log pi| at which a token gets full colour: a 20x probability ratio (e^3 ~ 20)
@@ -206,6 +206,7 @@ def explain_attempt(
     temperature: float = 1.0,
     top: int = 3,
     chunk: int = 256,
+    restate_format: bool = False,
 ) -> Credit:
     """Credit for one attempt at `problem`, with the prompts the learner builds:
 
@@ -215,10 +216,11 @@ def explain_attempt(
     feedback: the judge's text for this attempt; solution: a successful sibling attempt shown to the
     teacher as "Correct solution" (never the attempt itself). response_ids: the sampled token ids when
     known (a run directory stores them); otherwise response_text is tokenised without special tokens.
+    restate_format: the learner's option of that name (the answer-format line said again at the end).
     Raises ValueError when there is neither feedback nor a solution: the teacher would learn nothing.
     """
     question = question_prompt(problem)
-    message = teacher_message(question, feedback, solution)
+    message = teacher_message(question, feedback, solution, ANSWER_LINE if restate_format else None)
     if message is None:
         raise ValueError("no feedback and no correct solution: the teacher has nothing to add to the question, "
                          "so SDPO gives this attempt no credit at all")
@@ -395,6 +397,7 @@ class RunAttempt:
     model: str  # the model the run used (a preset, a folder, a .gguf file)
     temperature: float
     label: str  # "attempt 5 (step 0, adapter v00000)"
+    restate_format: bool = False  # the run's learner option: the teacher's reprompt ends with the answer line
 
 
 def load_run_attempt(run_dir: Path, k: int) -> RunAttempt:
@@ -416,7 +419,8 @@ def load_run_attempt(run_dir: Path, k: int) -> RunAttempt:
     return RunAttempt(problem=rd.load_problem(), response=a.response, token_ids=a.token_ids, feedback=a.feedback,
                       adapter=folder, teacher=teacher if teacher.is_file() else None,
                       model=cfg["config"]["model"], temperature=float(cfg.get("model", {}).get("temperature") or 1.0),
-                      label=f"attempt {k} (step {a.step}, adapter {folder.name})")
+                      label=f"attempt {k} (step {a.step}, adapter {folder.name})",
+                      restate_format=bool(cfg["config"].get("sdpo", {}).get("restate_format", False)))
 
 
 @contextlib.contextmanager

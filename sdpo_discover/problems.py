@@ -406,6 +406,9 @@ _STDIN = ("Read the inputs from stdin solve the problem and write the answer to 
           "it reads the inputs, runs the algorithm and writes output to STDOUT.")
 
 
+ANSWER_LINE = "### Answer: (use the provided format with backticks)"  # the question's last line
+
+
 def question_prompt(problem: Problem) -> str:
     """The question x as the model sees it: LiveCodeBench's generation template (SDPO.md section 8).
 
@@ -421,4 +424,4 @@ def question_prompt(problem: Problem) -> str:
                  "and enclose your code within delimiters.\n```python\n# YOUR CODE HERE\n```\n\n")
     else:
         text += f"### Format: {_STDIN}\n```python\n# YOUR CODE HERE\n```\n\n"
-    return text + "### Answer: (use the provided format with backticks)\n\n"
+    return text + ANSWER_LINE + "\n\n"

@@ -174,11 +174,14 @@ def grpo_token_loss(tok_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tenso
 # The self-teacher
 
 
-def teacher_message(question: str, feedback: str | None, solution: str | None) -> str | None:
+def teacher_message(question: str, feedback: str | None, solution: str | None,
+                    restate: str | None = None) -> str | None:
     """The reprompt c = reprompt(x, f, s) of SDPO.md section 3; None when there is nothing to teach.
 
     The attempt itself is never shown (showing it did worse in the paper's ablation); `solution` is a
-    successful *sibling* attempt, never the attempt being graded.
+    successful *sibling* attempt, never the attempt being graded. `restate` (not in the paper; off by
+    default): a line of the question said again at the very end, e.g. its answer-format request, so
+    that "Correctly solve the original question." is not the teacher's last instruction.
     """
     if not feedback and not solution:
         return None
@@ -187,7 +190,8 @@ def teacher_message(question: str, feedback: str | None, solution: str | None) -
         text += f"\nCorrect solution:\n\n{solution}\n\n"
     if feedback:
         text += f"\nThe following is feedback from your unsuccessful earlier attempt:\n\n{feedback}\n\n"
-    return text + "\nCorrectly solve the original question.\n"
+    text += "\nCorrectly solve the original question.\n"
+    return text + f"\n{restate}\n" if restate else text
 
 
 TEACHERS = ("ema", "frozen", "trust-region", "current")
@@ -271,6 +275,9 @@ class SDPOConfig:
     logit_chunk: int = 256  # response positions per lm_head chunk (a 151k vocabulary dominates memory)
     gradient_checkpointing: bool = False
     share_prefix: bool = True  # run the batch's shared prompt (and the teachers' shared prefix) once per step
+    # Not in the paper: end the teacher's reprompt with the question's answer-format line again. Under the
+    # paper's template the self-teacher favours prose-first answers (README, "The teacher's template").
+    restate_format: bool = False
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0

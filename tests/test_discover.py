@@ -286,6 +286,21 @@ def test_attempt_records_roundtrip(reference: dict[str, Any]) -> None:
     assert a.index == 0 and not a.passed
 
 
+def test_restate_format_ends_the_teachers_reprompt_with_the_answer_line(tiny_dir: Path, tmp_path: Path) -> None:
+    from sdpo_discover.models import chat_prompt_ids
+    from sdpo_discover.problems import ANSWER_LINE, SYSTEM_MESSAGE, question_prompt
+    from sdpo_discover.sdpo import teacher_message
+
+    q = question_prompt(load_problem(PROBLEM))
+    for flag, restate in ((False, None), (True, ANSWER_LINE)):
+        solver = Solver(small_config(tiny_dir, sdpo={"restate_format": flag}), tmp_path / str(flag),
+                        problem=load_problem(PROBLEM))
+        solver._load()
+        want = chat_prompt_ids(solver.tokenizer, teacher_message(q, "Wrong Answer", None, restate), SYSTEM_MESSAGE)
+        assert solver._teacher_prompt("Wrong Answer") == want
+    assert teacher_message(q, "fb", None, ANSWER_LINE).endswith("original question.\n\n" + ANSWER_LINE + "\n")
+
+
 def test_explain_an_attempt_of_a_run(tiny_dir: Path, tmp_path: Path) -> None:
     """explain RUN_DIR --attempt K scores the stored tokens with the adapter and EMA teacher of their step."""
     run = tmp_path / "run"

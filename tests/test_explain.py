@@ -29,7 +29,7 @@ from sdpo_discover.explain import (
     token_texts,
 )
 from sdpo_discover.models import chat_prompt_ids, save_tiny_model, tiny_model, tiny_tokenizer
-from sdpo_discover.problems import SYSTEM_MESSAGE, problem_from_dict, question_prompt
+from sdpo_discover.problems import ANSWER_LINE, SYSTEM_MESSAGE, problem_from_dict, question_prompt
 from sdpo_discover.sdpo import SDPOConfig, Teacher, attach_lora, teacher_message
 
 FULL_VOCAB = 101  # 4 specials + the tiny tokenizer's whole 97-character alphabet: no <unk> in code
@@ -142,6 +142,12 @@ def test_explain_attempt_builds_the_learners_prompts() -> None:
     assert [t.teacher_logp for t in credit.tokens] == pytest.approx([t.teacher_logp for t in ref.tokens], abs=1e-6)
     assert [t.student_logp for t in credit.tokens] == pytest.approx([t.student_logp for t in ref.tokens], abs=1e-6)
     assert "".join(t.text for t in credit.tokens) == RESPONSE
+    # restate_format: the teacher context of the learner's option of that name
+    c2 = chat_prompt_ids(tok, teacher_message(question_prompt(prob), "Wrong Answer", None, ANSWER_LINE), SYSTEM_MESSAGE)
+    assert c2 != c
+    ref2 = token_credit(model, tok, x, c2, y)
+    credit2 = explain_attempt(model, tok, prob, RESPONSE, "Wrong Answer", restate_format=True)
+    assert [t.teacher_logp for t in credit2.tokens] == pytest.approx([t.teacher_logp for t in ref2.tokens], abs=1e-6)
     with pytest.raises(ValueError, match="no feedback and no correct solution"):
         explain_attempt(model, tok, prob, RESPONSE, None)
     with pytest.raises(ValueError, match="no tokens"):

@@ -54,6 +54,11 @@ def test_teacher_message_follows_the_template() -> None:
     assert teacher_message("Q", "fb", "sol") == (
         "Q\nCorrect solution:\n\nsol\n\n\nThe following is feedback from your unsuccessful earlier attempt:\n\n"
         "fb\n\n\nCorrectly solve the original question.\n")
+    # restate_format: the paper's text unchanged, then the question's answer line once more, last
+    assert teacher_message("Q", "fb", None, "### Answer: go") == (
+        "Q\nThe following is feedback from your unsuccessful earlier attempt:\n\nfb\n\n"
+        "\nCorrectly solve the original question.\n\n### Answer: go\n")
+    assert teacher_message("Q", None, None, "### Answer: go") is None
 
 
 def test_ema_arithmetic() -> None:

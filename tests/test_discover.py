@@ -281,6 +281,33 @@ def test_cli_kill_9_mid_run_then_resume(reference: dict[str, Any], tiny_dir: Pat
     assert_same_run(reference, run_contents(run))
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_cli_ctrl_c_saves_exits_130_and_resumes(sig: int, reference: dict[str, Any], tiny_dir: Path,
+                                                tmp_path: Path) -> None:
+    """Ctrl-C (or SIGTERM) of the real command mid-run: exit 130, a summary saying 'interrupted' that counts the
+    attempts on disk, and a resume that ends as the run would have without the interruption."""
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "sdpo_discover.cli", "solve", str(PROBLEM), "--model", str(tiny_dir), "--budget", "12",
+            "--batch-size", "4", "--sandbox", "local", "--seed", "3", "--set", "max_new_tokens=8",
+            "--set", "gen_batch_size=4", "--set", "sdpo.lr=0.05", "--out", str(run), "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while len(read_jsonl(run / "attempts.jsonl")) < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # into step 1
+    proc.send_signal(sig)
+    assert proc.wait(120) == 130, proc.stderr.read().decode()[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped"] == "interrupted" and not summary["solved"]
+    assert summary["attempts_used"] == len(read_jsonl(run / "attempts.jsonl")) >= 5
+    assert summary["wall_s"] > 0
+    done = subprocess.run([sys.executable, "-m", "sdpo_discover.cli", "solve", "--resume", "--out", str(run), "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert_same_run(reference, run_contents(run))
+    final = json.loads((run / "summary.json").read_text())
+    assert final["stopped"] == "budget" and final["wall_s"] > summary["wall_s"]
+
+
 def test_attempt_records_roundtrip(reference: dict[str, Any]) -> None:
     a = Attempt(**{**reference["attempts"][0], "execute_s": 0.0, "generate_s": 0.0})
     assert a.index == 0 and not a.passed

@@ -525,16 +525,13 @@ class VLLMSampler(Sampler):
             raise FileNotFoundError(f"{self.model_dir}: not a model folder (no config.json)")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-        import torch
-
-        from .models import _DTYPES, resolve_dtype
+        from .models import _DTYPES, pick_device, resolve_dtype
 
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
         # The HF model's rule (bf16 on CUDA and on CPUs with native bf16, else float32): on other CPUs vLLM's bf16
         # ran slower too (SmolLM2: 27 tok/s against 45 in float32).
-        on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-        self.dtype = resolve_dtype(dtype, "cuda" if on_cuda else "cpu")
+        self.dtype = resolve_dtype(dtype, pick_device(device) if device == "auto" else device)
         for name, value in (("max_model_len", max_model_len), ("max_lora_rank", max_lora_rank)):
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

@@ -204,8 +204,8 @@ def live_tensor_bytes() -> Any:
 
     Every tensor an operator returns is counted once per storage until the storage is freed; views and
     in-place results (which share an input's storage) and tensors made before the block (weights, the
-    LoRA, optimizer state) are not counted. Not seen: scratch memory an operator allocates and frees inside its own kernel, and
-    what the allocator keeps after a free (RSS counts both)."""
+    LoRA, optimizer state) are not counted. Not seen: scratch memory an operator allocates and frees
+    inside its own kernel, and what the allocator keeps after a free (RSS counts both)."""
     import weakref
 
     import torch
@@ -394,7 +394,7 @@ def main() -> int:
                     help="weights' dtype; auto = bfloat16 on CPUs with native bf16, else float32")
     ap.add_argument("--naive-mb", action="store_true", help=f"also measure the naive path in micro-batches of {MICRO}")
     ap.add_argument("--gc", action="store_true",
-                    help="also measure the optimised path with gradient_checkpointing=True (at the naive path's batch)")
+                    help="also measure the optimised path with gradient_checkpointing=True")
     ap.add_argument("--no-live", action="store_true", help="skip the live-tensor-bytes measurements")
     ap.add_argument("--check-batch", type=int, default=2,
                     help="batch at which the naive step runs both on real tensors and on FakeTensors, to check that the "

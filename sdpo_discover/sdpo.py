@@ -191,7 +191,7 @@ def teacher_message(question: str, feedback: str | None, solution: str | None,
     if feedback:
         text += f"\nThe following is feedback from your unsuccessful earlier attempt:\n\n{feedback}\n\n"
     text += "\nCorrectly solve the original question.\n"
-    return text + f"\n{restate}\n" if restate else text
+    return text + (f"\n{restate}\n" if restate else "")
 
 
 TEACHERS = ("ema", "frozen", "trust-region", "current")

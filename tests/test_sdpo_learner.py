@@ -155,6 +155,30 @@ def test_prefix_cache_gives_the_hidden_states_of_the_full_forward() -> None:
     assert cached.shape == full.shape and torch.allclose(cached, full, atol=1e-5)
 
 
+@pytest.mark.parametrize("micro", [1, 3])
+def test_repeated_teacher_contexts_run_once_and_give_the_full_forwards_states(micro: int) -> None:
+    model = attach_lora(tiny_llama(), SDPOConfig())
+    learner = SDPOLearner(model, SDPOConfig(micro_batch_size=micro))
+    q = X + [20, 21]
+    ctx = [q + [30, 31], q + [29], q + [30, 31], q + [30, 31], q + [28, 27, 26], q + [29], q + [25]]
+    resp = [WRONG, [9], ANSWER + [6], [3, 4], WRONG[:2], [7, 7, 7], [8]]  # ragged inside each group
+    real_tokens: list[int] = []  # per trunk forward, padding excluded
+
+    def count(mod: torch.nn.Module, args: tuple, kw: dict, out: object) -> None:
+        ids, att = kw["input_ids"], kw.get("attention_mask")
+        real_tokens.append(ids.numel() if att is None else int(att[:, -ids.shape[1]:].sum()))
+
+    model.get_base_model().model.register_forward_hook(count, with_kwargs=True)
+    with torch.no_grad():
+        got = learner._context_hidden(ctx, resp)  # (N, H)
+        full = response_hidden(model, ctx, resp)  # (N, H): every context in full, no cache
+    assert got.shape == full.shape and torch.allclose(got, full, atol=1e-5)
+    # q once; the rest of each distinct context once ([30] for the 3 repeats, [28, 27] for a single one;
+    # [29] and [25] have no middle); then per rollout its context's last token and its response
+    assert sum(real_tokens[:-1]) == len(q) + 3 + sum(1 + len(r) for r in resp)
+    assert real_tokens[-1] == sum(len(c) + len(r) for c, r in zip(ctx, resp))
+
+
 @pytest.mark.parametrize("micro, targets", [(1, None), (2, None), (100, None), (2, ("v_proj", "down_proj"))])
 def test_sharing_the_prompt_does_not_change_the_gradient(micro: int, targets: tuple[str, ...] | None) -> None:
     # targets without k_proj: layer 0's cached keys depend on no adapter weight (no gradient to carry back)

@@ -458,7 +458,7 @@ def solve(
             rd = RunDir(out_dir)  # type: ignore[arg-type]
             if not rd.is_run():
                 fail(f"{out_dir}: not a run directory (no config.json); start a run with `sdpo-discover solve PROBLEM --out {out_dir}`")
-            saved = json.loads(rd.config.read_text())["config"]
+            saved = rd.settings()
             changed = sorted(k for k, v in flags.items() if k != "budget"
                              and merge_settings(saved, {k: v}) != merge_settings(saved, {}))
             if config is not None or changed:
@@ -549,7 +549,7 @@ def explain(
     device: Annotated[DeviceChoice, typer.Option(help="Where the model runs: cpu, cuda, or auto (cuda when available).")] = DeviceChoice.auto,
     sandbox: Annotated[SandboxChoice, typer.Option(help="Where to grade the attempt when --feedback is not given: docker, local, or auto.")] = SandboxChoice.auto,
     top: Annotated[int, typer.Option(min=1, help="How many of the strongest tokens to list, with the teacher's 3 likeliest alternatives.")] = 10,
-    restate_format: Annotated[bool, typer.Option("--restate-format", help="End the teacher's reprompt with the question's answer-format line again, as solve's sdpo.restate_format does (not in the paper). A run directory uses its own setting.")] = False,
+    restate_format: Annotated[bool, typer.Option("--restate-format/--paper-template", help="End the teacher's reprompt with the question's answer-format line again, as solve's sdpo.restate_format does by default; --paper-template: the paper's reprompt, ending with 'Correctly solve the original question.' A run directory uses its own setting.")] = True,
 ) -> None:
     """Show which tokens of an attempt SDPO's teacher disagrees with: the per-token credit assignment.
 

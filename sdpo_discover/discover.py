@@ -143,6 +143,10 @@ class SolveConfig:
         return cfg
 
 
+# Learner settings added after runs were first written, with the value that older runs used.
+SETTINGS_ADDED_LATER: dict[str, Any] = {"restate_format": False}
+
+
 def load_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -343,9 +347,15 @@ class RunDir:
     def is_run(self) -> bool:
         return self.config.is_file() and self.problem.is_file()
 
+    def settings(self) -> dict[str, Any]:
+        """The run's settings as config.json holds them, completed with SETTINGS_ADDED_LATER: a run written
+        before a setting existed ran with that setting's behaviour of then, not with today's default."""
+        d = json.loads(self.config.read_text())["config"]
+        d["sdpo"] = {**SETTINGS_ADDED_LATER, **(d.get("sdpo") or {})}
+        return d
+
     def load_config(self) -> SolveConfig:
-        d = json.loads(self.config.read_text())
-        return SolveConfig.from_dict(d["config"], where=str(self.config))
+        return SolveConfig.from_dict(self.settings(), where=str(self.config))
 
     def load_problem(self) -> Problem:
         return problem_from_dict(json.loads(self.problem.read_text()), str(self.problem))

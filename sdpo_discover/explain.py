@@ -206,7 +206,7 @@ def explain_attempt(
     temperature: float = 1.0,
     top: int = 3,
     chunk: int = 256,
-    restate_format: bool = False,
+    restate_format: bool = True,
 ) -> Credit:
     """Credit for one attempt at `problem`, with the prompts the learner builds:
 
@@ -420,7 +420,7 @@ def load_run_attempt(run_dir: Path, k: int) -> RunAttempt:
                       adapter=folder, teacher=teacher if teacher.is_file() else None,
                       model=cfg["config"]["model"], temperature=float(cfg.get("model", {}).get("temperature") or 1.0),
                       label=f"attempt {k} (step {a.step}, adapter {folder.name})",
-                      restate_format=bool(cfg["config"].get("sdpo", {}).get("restate_format", False)))
+                      restate_format=rd.load_config().sdpo.restate_format)
 
 
 @contextlib.contextmanager

@@ -179,8 +179,8 @@ def teacher_message(question: str, feedback: str | None, solution: str | None,
     """The reprompt c = reprompt(x, f, s) of SDPO.md section 3; None when there is nothing to teach.
 
     The attempt itself is never shown (showing it did worse in the paper's ablation); `solution` is a
-    successful *sibling* attempt, never the attempt being graded. `restate` (not in the paper; off by
-    default): a line of the question said again at the very end, e.g. its answer-format request, so
+    successful *sibling* attempt, never the attempt being graded. `restate` (not in the paper; the learner's
+    restate_format, on by default): a line of the question said again at the very end, e.g. its answer-format request, so
     that "Correctly solve the original question." is not the teacher's last instruction.
     """
     if not feedback and not solution:
@@ -266,9 +266,10 @@ class SDPOConfig:
     ema_rate: float = 0.01
     trust_region_mix: float = 0.5
     hybrid_lambda: float = 0.0  # A = lambda A_GRPO + (1 - lambda) A_SDPO; 0 = pure SDPO (paper test time)
-    # LoRA learning rate (paper: 1e-6 for full fine-tuning). bench/lr_sweep.py (README, "Choosing the learning
-    # rate"): the largest of 1e-5, 1e-4, 1e-3 whose held-out KL fell at every step without diverging.
-    lr: float = 1e-3
+    # LoRA learning rate (paper: 1e-6 for full fine-tuning; SDPO.md: 1e-5..1e-4 usual for a LoRA). 1e-3 fell
+    # fastest in a small KL sweep, but one update at 1e-3 turned every answer of Qwen into prose (README,
+    # "Choosing the learning rate").
+    lr: float = 1e-4
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     micro_batch_size: int = 4  # sequences per forward; gradients accumulate over the batch
@@ -276,8 +277,9 @@ class SDPOConfig:
     gradient_checkpointing: bool = False
     share_prefix: bool = True  # run the shared prompt once per step, and each distinct teacher context once
     # Not in the paper: end the teacher's reprompt with the question's answer-format line again. Under the
-    # paper's template the self-teacher favours prose-first answers (README, "The teacher's template").
-    restate_format: bool = False
+    # paper's template the self-teacher favours prose-first answers, which the update then teaches whatever
+    # the feedback says (README, "The teacher's template"). False: the paper's template.
+    restate_format: bool = True
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0

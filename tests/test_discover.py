@@ -250,6 +250,22 @@ def test_cli_solve_writes_the_run_and_exits_1_when_unsolved(tiny_dir: Path, tmp_
     assert r.exit_code == 2 and "pass --resume to continue it" in r.output
 
 
+def test_a_run_written_before_restate_format_existed_keeps_the_papers_template(tiny_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["solve", str(PROBLEM), "--model", str(tiny_dir), "--sandbox", "local", "--budget", "2",
+                            "--batch-size", "2", "--set", "max_new_tokens=6", "--out", str(run), "--quiet"])
+    assert r.exit_code == 1, r.output
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["config"]["sdpo"].pop("restate_format") is True  # today's default
+    (run / "config.json").write_text(json.dumps(doc))  # as a run of stop 7 wrote it
+    assert RunDir(run).load_config().sdpo.restate_format is False
+    r = runner.invoke(app, ["solve", "--resume", "--out", str(run), "--set", "sdpo.restate_format=true"])
+    assert r.exit_code == 2 and "these differ: sdpo.restate_format" in r.output
+    r = runner.invoke(app, ["solve", "--resume", "--out", str(run), "--budget", "4", "--quiet",
+                            "--set", "sdpo.restate_format=false"])  # what it ran with: no change
+    assert r.exit_code == 1 and "Not solved within 4 attempts" in r.output, r.output
+
+
 def test_cli_solve_bad_input(tmp_path: Path) -> None:
     r = runner.invoke(app, ["solve", str(tmp_path / "nope.json")])
     assert r.exit_code == 2 and "no such file" in r.output

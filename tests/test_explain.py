@@ -133,7 +133,7 @@ def test_sign_convention_a_knowing_teacher_reinforces_the_answer_and_rejects_the
 def test_explain_attempt_builds_the_learners_prompts() -> None:
     model, tok = tiny_model(vocab_size=FULL_VOCAB)
     prob = problem_from_dict(PROBLEM)
-    credit = explain_attempt(model, tok, prob, RESPONSE, "Wrong Answer")
+    credit = explain_attempt(model, tok, prob, RESPONSE, "Wrong Answer", restate_format=False)  # the paper's
     x = chat_prompt_ids(tok, question_prompt(prob), SYSTEM_MESSAGE)
     c = chat_prompt_ids(tok, teacher_message(question_prompt(prob), "Wrong Answer", None), SYSTEM_MESSAGE)
     y = response_token_ids(tok, RESPONSE)
@@ -142,11 +142,11 @@ def test_explain_attempt_builds_the_learners_prompts() -> None:
     assert [t.teacher_logp for t in credit.tokens] == pytest.approx([t.teacher_logp for t in ref.tokens], abs=1e-6)
     assert [t.student_logp for t in credit.tokens] == pytest.approx([t.student_logp for t in ref.tokens], abs=1e-6)
     assert "".join(t.text for t in credit.tokens) == RESPONSE
-    # restate_format: the teacher context of the learner's option of that name
+    # restate_format (the default, as the learner's): the answer-format line said again at the end
     c2 = chat_prompt_ids(tok, teacher_message(question_prompt(prob), "Wrong Answer", None, ANSWER_LINE), SYSTEM_MESSAGE)
     assert c2 != c
     ref2 = token_credit(model, tok, x, c2, y)
-    credit2 = explain_attempt(model, tok, prob, RESPONSE, "Wrong Answer", restate_format=True)
+    credit2 = explain_attempt(model, tok, prob, RESPONSE, "Wrong Answer")
     assert [t.teacher_logp for t in credit2.tokens] == pytest.approx([t.teacher_logp for t in ref2.tokens], abs=1e-6)
     with pytest.raises(ValueError, match="no feedback and no correct solution"):
         explain_attempt(model, tok, prob, RESPONSE, None)

@@ -24,15 +24,24 @@ import torch
 from sdpo_discover.discover import SolveConfig, Solver, merge_settings
 from sdpo_discover.feedback import render_feedback
 from sdpo_discover.models import CHATML_TEMPLATE, chat_prompt_ids
-from sdpo_discover.problems import SYSTEM_MESSAGE, Problem, TestCase, question_prompt
+from sdpo_discover.problems import ANSWER_LINE, SYSTEM_MESSAGE, Problem, TestCase, question_prompt
 from sdpo_discover.sandbox.verdicts import AttemptResult, AttemptStatus, TestVerdict, Verdict
 from sdpo_discover.sdpo import teacher_message
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")]
 SEEDS = tuple(range(8))
+# The paper's template, not the default restated one: there the student's and the teacher's contexts end
+# alike, and this 2-layer model needs ~3x the pretraining to tell them apart (after 1600 steps it gives the
+# answer 0.10 with the feedback). The template is only text; this test is about the loop's signal.
+RESTATE = False
 BUDGET, BATCH = 96, 8
 _PIECES = r"\d|\n|[^\n\d]+"  # a digit, a newline, or a run of anything else: each fixed phrase is one token
+
+
+def teacher_text(question: str, feedback: str | None, solution: str | None) -> str | None:
+    """The reprompt as the learner builds it with sdpo.restate_format = RESTATE (Solver._teacher_prompt)."""
+    return teacher_message(question, feedback, solution, ANSWER_LINE if RESTATE else None)
 
 
 def secret_problem(target: str) -> Problem:
@@ -67,7 +76,7 @@ def word_tokenizer() -> Any:
 
     p = secret_problem("00")
     fb = render_feedback(p, SecretJudge().grade(p, "11", False))
-    text = "\n".join([SYSTEM_MESSAGE, question_prompt(p), teacher_message(question_prompt(p), fb, "x"),
+    text = "\n".join([SYSTEM_MESSAGE, question_prompt(p), teacher_text(question_prompt(p), fb, "x"),
                       "system", "user", "assistant"])
     words = sorted(set(re.findall(_PIECES, text)) | set("0123456789"))
     specials = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"]
@@ -107,7 +116,7 @@ def pretrained_self_teacher(steps: int = 800, seed: int = 0) -> tuple[Any, Any]:
             return student, answer, 0
         p = secret_problem(target)
         fb = render_feedback(p, SecretJudge().grade(p, num(), False))
-        ctx = chat_prompt_ids(tok, teacher_message(question, fb, None), SYSTEM_MESSAGE)
+        ctx = chat_prompt_ids(tok, teacher_text(question, fb, None), SYSTEM_MESSAGE)
         if rng.random() < 0.5:  # after a wrong first digit the teacher still knows the rest: second digit, then stop
             return ctx, tok(str(rng.randrange(10)), add_special_tokens=False)["input_ids"] + answer[1:], 1
         return ctx, answer, 0
@@ -145,7 +154,7 @@ def first_success(model: Any, tok: Any, tmp: Path, seed: int, learn: bool) -> in
     cfg = SolveConfig.from_dict(merge_settings(
         dict(problem="secret", model="in-process", budget=BUDGET, batch_size=BATCH, seed=seed, learn=learn,
              max_new_tokens=4, gen_batch_size=BATCH, temperature=1.0, top_p=1.0),
-        {"sdpo.lr": 3e-2, "sdpo.lora_r": 8, "sdpo.lora_targets": ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]}))
+        {"sdpo.lr": 3e-2, "sdpo.restate_format": RESTATE, "sdpo.lora_r": 8, "sdpo.lora_targets": ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]}))
     run = tmp / f"{'sdpo' if learn else 'sample'}-{seed}"
     s = Solver(cfg, run, problem=secret_problem(target), judge=SecretJudge(), model=copy.deepcopy(model),
                tokenizer=tok).run()
@@ -165,7 +174,7 @@ def test_the_self_teacher_reads_the_feedback(self_teacher: tuple[Any, Any]) -> N
             logits = model(input_ids=torch.tensor([ctx + answer])).logits[0, len(ctx) - 1 : -1]  # (2, V)
             return torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(answer)[:, None]).sum().item()
 
-    with_fb = logp(chat_prompt_ids(tok, teacher_message(q, fb, None), SYSTEM_MESSAGE))
+    with_fb = logp(chat_prompt_ids(tok, teacher_text(q, fb, None), SYSTEM_MESSAGE))
     without = logp(chat_prompt_ids(tok, q, SYSTEM_MESSAGE))
     assert with_fb > -1.0, with_fb  # p(answer | feedback) > 0.37
     assert without < -3.5, without  # p(answer | question) < 0.03: a guess

@@ -211,12 +211,14 @@ def explain_attempt(
     """Credit for one attempt at `problem`, with the prompts the learner builds:
 
         x = chat(SYSTEM_MESSAGE, question_prompt(problem))
-        c = chat(SYSTEM_MESSAGE, teacher_message(question_prompt(problem), feedback, solution))
+        c = chat(SYSTEM_MESSAGE, teacher_message(question_prompt(problem), feedback, solution,
+                                                 ANSWER_LINE if restate_format else None))
 
     feedback: the judge's text for this attempt; solution: a successful sibling attempt shown to the
     teacher as "Correct solution" (never the attempt itself). response_ids: the sampled token ids when
     known (a run directory stores them); otherwise response_text is tokenised without special tokens.
-    restate_format: the learner's option of that name (the answer-format line said again at the end).
+    restate_format: the learner's option of that name and default (the answer-format line said again at
+    the end); False gives the paper's template.
     Raises ValueError when there is neither feedback nor a solution: the teacher would learn nothing.
     """
     question = question_prompt(problem)

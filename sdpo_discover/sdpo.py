@@ -179,9 +179,10 @@ def teacher_message(question: str, feedback: str | None, solution: str | None,
     """The reprompt c = reprompt(x, f, s) of SDPO.md section 3; None when there is nothing to teach.
 
     The attempt itself is never shown (showing it did worse in the paper's ablation); `solution` is a
-    successful *sibling* attempt, never the attempt being graded. `restate` (not in the paper; the learner's
-    restate_format, on by default): a line of the question said again at the very end, e.g. its answer-format request, so
-    that "Correctly solve the original question." is not the teacher's last instruction.
+    successful *sibling* attempt, never the attempt being graded. `restate` (not in the paper; the
+    learner's restate_format, on by default): a line of the question said again at the very end, e.g.
+    its answer-format request, so that "Correctly solve the original question." is not the teacher's
+    last instruction.
     """
     if not feedback and not solution:
         return None
@@ -448,10 +449,10 @@ class SDPOLearner:
         return encode_prefix(self.model, contexts[0][:n]) if n else None
 
     def _context_hidden(self, contexts: list[list[int]], responses: list[list[int]]) -> torch.Tensor:
-        """_hidden without grad, where each distinct context runs once: the contexts' common prefix (system
-        prompt, question) once, then the rest of each context that several rollouts share (the same
-        feedback) once, then only their responses. A batch's 16 attempts often get a handful of distinct
-        feedbacks, so this skips about 40% of the teacher's forward.  -> (N, H)"""
+        """_hidden for the teacher (called under no_grad), where each distinct context runs once: the
+        contexts' common prefix (system prompt, question) once, then the rest of each context that several
+        rollouts share (the same feedback) once, then only their responses. A batch's 16 attempts often get
+        a handful of distinct feedbacks, so this skips about 40% of the teacher's forward.  -> (N, H)"""
         shared = self._prefix(contexts)
         if not self.cfg.share_prefix or len(contexts) < 2:
             return self._hidden(contexts, responses, shared)
@@ -471,7 +472,9 @@ class SDPOLearner:
             if len(idx) > 1:  # keep the context's last token out: it predicts each response's first
                 pre = encode_prefix(self.model, list(key[:-1]), shared) if len(key) > 1 else None
                 place(idx, self._hidden([list(key)] * len(idx), [responses[i] for i in idx], pre))
-        return torch.cat([r for r in rows if r is not None], 0)
+        missing = [i for i, r in enumerate(rows) if r is None]
+        assert not missing, f"rollouts {missing} got no hidden states"  # every index is in exactly one group
+        return torch.cat(rows, 0)  # type: ignore[arg-type]
 
     def _teacher_hidden(self, ctx: list[list[int]], resp: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher hidden states (N, H), and for trust-region the reference's (N, H) too, without grad.

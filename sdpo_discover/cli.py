@@ -549,7 +549,7 @@ def explain(
     device: Annotated[DeviceChoice, typer.Option(help="Where the model runs: cpu, cuda, or auto (cuda when available).")] = DeviceChoice.auto,
     sandbox: Annotated[SandboxChoice, typer.Option(help="Where to grade the attempt when --feedback is not given: docker, local, or auto.")] = SandboxChoice.auto,
     top: Annotated[int, typer.Option(min=1, help="How many of the strongest tokens to list, with the teacher's 3 likeliest alternatives.")] = 10,
-    restate_format: Annotated[bool, typer.Option("--restate-format/--paper-template", help="End the teacher's reprompt with the question's answer-format line again, as solve's sdpo.restate_format does by default; --paper-template: the paper's reprompt, ending with 'Correctly solve the original question.' A run directory uses its own setting.")] = True,
+    restate_format: Annotated[bool | None, typer.Option("--restate-format/--paper-template", help="End the teacher's reprompt with the question's answer-format line again, as solve's sdpo.restate_format does by default; --paper-template: the paper's reprompt, ending with 'Correctly solve the original question.' Default: the learner's default (restated). A run directory uses the template it ran with.", show_default=False)] = None,
 ) -> None:
     """Show which tokens of an attempt SDPO's teacher disagrees with: the per-token credit assignment.
 
@@ -568,6 +568,9 @@ def explain(
     from .models import ModelError, load_model, resolve_model
 
     if problem.is_dir():
+        if restate_format is not None:
+            fail(f"{problem} is a run directory: its attempts are explained with the teacher's template the run "
+                 "used; drop --restate-format / --paper-template.")
         _explain_run(problem, attempt, attempt_index, html_out, device.value, top)
         return
     if attempt is None:
@@ -621,8 +624,11 @@ def explain(
 
     say("scoring the attempt as student and as teacher")
     try:
+        from .sdpo import SDPOConfig
+
+        restate = SDPOConfig().restate_format if restate_format is None else restate_format
         credit = explain_attempt(mdl, tok, prob, response, feedback_text, solution=solution_text,
-                                 restate_format=restate_format)
+                                 restate_format=restate)
     except ValueError as e:
         fail(f"{attempt}: {e}")
     told = [k for k, v in (("feedback", feedback_text), ("a correct solution", solution_text)) if v]

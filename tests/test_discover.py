@@ -353,6 +353,8 @@ def test_explain_an_attempt_of_a_run(tiny_dir: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "attempt 6 (step 1, adapter v00001)" in r.output and "the EMA teacher at that step" in r.output
     assert "Format Error" in r.output and page.read_text().startswith("<!DOCTYPE html>")
+    r = runner.invoke(app, ["explain", str(run), "--attempt", "6", "--paper-template"])
+    assert r.exit_code == 2 and "the teacher's template the run used" in r.output
     r = runner.invoke(app, ["explain", str(run), "--attempt", "9"])
     assert r.exit_code == 2 and "the run has attempts 1..8" in r.output
     r = runner.invoke(app, ["explain", str(run)])

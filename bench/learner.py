@@ -126,15 +126,14 @@ def _batch(tok: Any, batch: int, tokens: int, feedback: str, seed: int = 0) -> l
     import torch
 
     from sdpo_discover.models import chat_prompt_ids
-    from sdpo_discover.problems import ANSWER_LINE, SYSTEM_MESSAGE, load_problem, question_prompt
+    from sdpo_discover.problems import SYSTEM_MESSAGE, load_problem, question_prompt
     from sdpo_discover.sdpo import Rollout, SDPOConfig, teacher_message
 
     q = question_prompt(load_problem(PROBLEM))
     x = chat_prompt_ids(tok, q, SYSTEM_MESSAGE)  # the student's context
-    restate = ANSWER_LINE if SDPOConfig().restate_format else None
     # The teacher's: a distinct feedback per attempt (the worst case: the learner runs each distinct
     # context once, so shared feedback would make the step cheaper than a real batch's).
-    ctx = [chat_prompt_ids(tok, teacher_message(q, f"{feedback} (attempt {i + 1:02d})", None, restate), SYSTEM_MESSAGE)
+    ctx = [chat_prompt_ids(tok, teacher_message(q, f"{feedback} (attempt {i + 1:02d})", None, SDPOConfig.restate_format), SYSTEM_MESSAGE)
            for i in range(batch)]
     special = set(tok.all_special_ids)
     g = torch.Generator().manual_seed(seed)

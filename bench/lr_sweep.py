@@ -72,7 +72,7 @@ def sample_rollouts(model: Any, tok: Any, problem: Any, n: int, tokens: int, tem
     """n graded attempts as Rollouts (teacher context from each one's feedback or a passing sibling)."""
     from sdpo_discover.feedback import render_feedback
     from sdpo_discover.models import chat_prompt_ids
-    from sdpo_discover.problems import ANSWER_LINE, SYSTEM_MESSAGE, question_prompt
+    from sdpo_discover.problems import SYSTEM_MESSAGE, question_prompt
     from sdpo_discover.sandbox import grade_response, make_executor
     from sdpo_discover.samplers import HFSampler, SamplingParams
     from sdpo_discover.sdpo import Rollout, SDPOConfig, teacher_message
@@ -92,7 +92,7 @@ def sample_rollouts(model: Any, tok: Any, problem: Any, n: int, tokens: int, tem
     for i, (c, r) in enumerate(zip(comps, results)):
         fb = render_feedback(problem, r)
         sibling = next((comps[j].text for j in passing if j != i), None)  # never the attempt itself
-        msg = teacher_message(q, fb, sibling, ANSWER_LINE if SDPOConfig().restate_format else None)
+        msg = teacher_message(q, fb, sibling, SDPOConfig.restate_format)
         rollouts.append(Rollout(x, list(c.token_ids), None if msg is None else chat_prompt_ids(tok, msg, SYSTEM_MESSAGE),
                                 reward=float(r.status.value == "passed")))
     return rollouts, statuses

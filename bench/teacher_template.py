@@ -43,7 +43,7 @@ def main() -> int:
 
     from sdpo_discover.feedback import render_feedback
     from sdpo_discover.models import chat_prompt_ids, load_model, resolve_model
-    from sdpo_discover.problems import ANSWER_LINE, SYSTEM_MESSAGE, load_problem, question_prompt
+    from sdpo_discover.problems import SYSTEM_MESSAGE, load_problem, question_prompt
     from sdpo_discover.sandbox import grade_code, make_executor
     from sdpo_discover.sdpo import teacher_message
 
@@ -63,7 +63,7 @@ def main() -> int:
             q = question_prompt(problem)
             y = tok(f"```python\n{code.rstrip()}\n```", add_special_tokens=False)["input_ids"]  # (R,)
             ctx = {"student": q, "paper": teacher_message(q, feedback, None),
-                   "restate": teacher_message(q, feedback, None, ANSWER_LINE)}
+                   "restate": teacher_message(q, feedback, None, restate_format=True)}
             out = {}
             with torch.no_grad():
                 for k, text in ctx.items():

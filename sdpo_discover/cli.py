@@ -626,7 +626,7 @@ def explain(
     try:
         from .sdpo import SDPOConfig
 
-        restate = SDPOConfig().restate_format if restate_format is None else restate_format
+        restate = SDPOConfig.restate_format if restate_format is None else restate_format
         credit = explain_attempt(mdl, tok, prob, response, feedback_text, solution=solution_text,
                                  restate_format=restate)
     except ValueError as e:

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from . import __version__
 from .feedback import render_feedback
-from .problems import ANSWER_LINE, SYSTEM_MESSAGE, Problem, problem_from_dict, question_prompt
+from .problems import SYSTEM_MESSAGE, Problem, problem_from_dict, question_prompt
 from .sandbox.verdicts import AttemptResult, AttemptStatus
 from .sdpo import SDPOConfig, teacher_message
 
@@ -607,8 +607,8 @@ class Solver:
     def _teacher_prompt(self, feedback: str | None) -> list[int] | None:
         from .models import chat_prompt_ids
 
-        restate = ANSWER_LINE if self.cfg.sdpo.restate_format else None
-        text = teacher_message(self.question, feedback, None, restate)  # no sibling has passed: we stop first
+        # no sibling has passed: we stop first
+        text = teacher_message(self.question, feedback, None, self.cfg.sdpo.restate_format)
         if text is None:
             return None
         if text not in self._teacher_ids:

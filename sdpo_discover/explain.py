@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from .models import chat_prompt_ids
-from .problems import ANSWER_LINE, SYSTEM_MESSAGE, Problem, question_prompt
-from .sdpo import _trunk_and_head, _upcast, response_hidden, teacher_message
+from .problems import SYSTEM_MESSAGE, Problem, question_prompt
+from .sdpo import SDPOConfig, _trunk_and_head, _upcast, response_hidden, teacher_message
 
 SCALE = 3.0  # |log q - log pi| at which a token gets full colour: a 20x probability ratio (e^3 ~ 20)
 _FAINT = 0.1  # below SCALE * _FAINT (0.3 nats, a 1.35x ratio) the terminal leaves a token uncoloured
@@ -206,13 +206,12 @@ def explain_attempt(
     temperature: float = 1.0,
     top: int = 3,
     chunk: int = 256,
-    restate_format: bool = True,
+    restate_format: bool = SDPOConfig.restate_format,
 ) -> Credit:
     """Credit for one attempt at `problem`, with the prompts the learner builds:
 
         x = chat(SYSTEM_MESSAGE, question_prompt(problem))
-        c = chat(SYSTEM_MESSAGE, teacher_message(question_prompt(problem), feedback, solution,
-                                                 ANSWER_LINE if restate_format else None))
+        c = chat(SYSTEM_MESSAGE, teacher_message(question_prompt(problem), feedback, solution, restate_format))
 
     feedback: the judge's text for this attempt; solution: a successful sibling attempt shown to the
     teacher as "Correct solution" (never the attempt itself). response_ids: the sampled token ids when
@@ -222,7 +221,7 @@ def explain_attempt(
     Raises ValueError when there is neither feedback nor a solution: the teacher would learn nothing.
     """
     question = question_prompt(problem)
-    message = teacher_message(question, feedback, solution, ANSWER_LINE if restate_format else None)
+    message = teacher_message(question, feedback, solution, restate_format)
     if message is None:
         raise ValueError("no feedback and no correct solution: the teacher has nothing to add to the question, "
                          "so SDPO gives this attempt no credit at all")

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .problems import ANSWER_LINE
+
 _TAIL_EPS = 1e-6  # keeps log(1 - sum top-K p) finite when the top-K hold (almost) all the mass
 
 
@@ -175,14 +177,14 @@ def grpo_token_loss(tok_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tenso
 
 
 def teacher_message(question: str, feedback: str | None, solution: str | None,
-                    restate: str | None = None) -> str | None:
+                    restate_format: bool = False) -> str | None:
     """The reprompt c = reprompt(x, f, s) of SDPO.md section 3; None when there is nothing to teach.
 
     The attempt itself is never shown (showing it did worse in the paper's ablation); `solution` is a
-    successful *sibling* attempt, never the attempt being graded. `restate` (not in the paper; the
-    learner's restate_format, on by default): a line of the question said again at the very end, e.g.
-    its answer-format request, so that "Correctly solve the original question." is not the teacher's
-    last instruction.
+    successful *sibling* attempt, never the attempt being graded. `restate_format` (not in the
+    paper; the learner's option of that name, on by default there): the question's answer-format line
+    (problems.ANSWER_LINE) said again at the very end, so that "Correctly solve the original question."
+    is not the teacher's last instruction.
     """
     if not feedback and not solution:
         return None
@@ -192,7 +194,7 @@ def teacher_message(question: str, feedback: str | None, solution: str | None,
     if feedback:
         text += f"\nThe following is feedback from your unsuccessful earlier attempt:\n\n{feedback}\n\n"
     text += "\nCorrectly solve the original question.\n"
-    return text + (f"\n{restate}\n" if restate else "")
+    return text + (f"\n{ANSWER_LINE}\n" if restate_format else "")
 
 
 TEACHERS = ("ema", "frozen", "trust-region", "current")

@@ -335,13 +335,13 @@ def test_restate_format_ends_the_teachers_reprompt_with_the_answer_line(tiny_dir
     from sdpo_discover.sdpo import teacher_message
 
     q = question_prompt(load_problem(PROBLEM))
-    for flag, restate in ((False, None), (True, ANSWER_LINE)):
+    for flag in (False, True):
         solver = Solver(small_config(tiny_dir, sdpo={"restate_format": flag}), tmp_path / str(flag),
                         problem=load_problem(PROBLEM))
         solver._load()
-        want = chat_prompt_ids(solver.tokenizer, teacher_message(q, "Wrong Answer", None, restate), SYSTEM_MESSAGE)
+        want = chat_prompt_ids(solver.tokenizer, teacher_message(q, "Wrong Answer", None, flag), SYSTEM_MESSAGE)
         assert solver._teacher_prompt("Wrong Answer") == want
-    assert teacher_message(q, "fb", None, ANSWER_LINE).endswith("original question.\n\n" + ANSWER_LINE + "\n")
+    assert teacher_message(q, "fb", None, restate_format=True).endswith("original question.\n\n" + ANSWER_LINE + "\n")
 
 
 def test_explain_an_attempt_of_a_run(tiny_dir: Path, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import torch
 from sdpo_discover.discover import SolveConfig, Solver, merge_settings
 from sdpo_discover.feedback import render_feedback
 from sdpo_discover.models import CHATML_TEMPLATE, chat_prompt_ids
-from sdpo_discover.problems import ANSWER_LINE, SYSTEM_MESSAGE, Problem, TestCase, question_prompt
+from sdpo_discover.problems import SYSTEM_MESSAGE, Problem, TestCase, question_prompt
 from sdpo_discover.sandbox.verdicts import AttemptResult, AttemptStatus, TestVerdict, Verdict
 from sdpo_discover.sdpo import teacher_message
 
@@ -41,7 +41,7 @@ _PIECES = r"\d|\n|[^\n\d]+"  # a digit, a newline, or a run of anything else: ea
 
 def teacher_text(question: str, feedback: str | None, solution: str | None) -> str | None:
     """The reprompt as the learner builds it with sdpo.restate_format = RESTATE (Solver._teacher_prompt)."""
-    return teacher_message(question, feedback, solution, ANSWER_LINE if RESTATE else None)
+    return teacher_message(question, feedback, solution, RESTATE)
 
 
 def secret_problem(target: str) -> Problem:

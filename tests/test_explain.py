@@ -29,7 +29,7 @@ from sdpo_discover.explain import (
     token_texts,
 )
 from sdpo_discover.models import chat_prompt_ids, save_tiny_model, tiny_model, tiny_tokenizer
-from sdpo_discover.problems import ANSWER_LINE, SYSTEM_MESSAGE, problem_from_dict, question_prompt
+from sdpo_discover.problems import SYSTEM_MESSAGE, problem_from_dict, question_prompt
 from sdpo_discover.sdpo import SDPOConfig, Teacher, attach_lora, teacher_message
 
 FULL_VOCAB = 101  # 4 specials + the tiny tokenizer's whole 97-character alphabet: no <unk> in code
@@ -143,7 +143,7 @@ def test_explain_attempt_builds_the_learners_prompts() -> None:
     assert [t.student_logp for t in credit.tokens] == pytest.approx([t.student_logp for t in ref.tokens], abs=1e-6)
     assert "".join(t.text for t in credit.tokens) == RESPONSE
     # restate_format (the default, as the learner's): the answer-format line said again at the end
-    c2 = chat_prompt_ids(tok, teacher_message(question_prompt(prob), "Wrong Answer", None, ANSWER_LINE), SYSTEM_MESSAGE)
+    c2 = chat_prompt_ids(tok, teacher_message(question_prompt(prob), "Wrong Answer", None, restate_format=True), SYSTEM_MESSAGE)
     assert c2 != c
     ref2 = token_credit(model, tok, x, c2, y)
     credit2 = explain_attempt(model, tok, prob, RESPONSE, "Wrong Answer")

@@ -55,10 +55,10 @@ def test_teacher_message_follows_the_template() -> None:
         "Q\nCorrect solution:\n\nsol\n\n\nThe following is feedback from your unsuccessful earlier attempt:\n\n"
         "fb\n\n\nCorrectly solve the original question.\n")
     # restate_format: the paper's text unchanged, then the question's answer line once more, last
-    assert teacher_message("Q", "fb", None, "### Answer: go") == (
+    assert teacher_message("Q", "fb", None, restate_format=True) == (
         "Q\nThe following is feedback from your unsuccessful earlier attempt:\n\nfb\n\n"
-        "\nCorrectly solve the original question.\n\n### Answer: go\n")
-    assert teacher_message("Q", None, None, "### Answer: go") is None
+        "\nCorrectly solve the original question.\n\n### Answer: (use the provided format with backticks)\n")
+    assert teacher_message("Q", None, None, restate_format=True) is None
 
 
 def test_ema_arithmetic() -> None:

@@ -8,7 +8,7 @@ One update = one `SDPOLearner`-style step (teacher forward, student forward + ba
 batch of --batch attempts of exactly --tokens response tokens each, on a fresh LoRA (r 8, all linear
 layers, seed 0), in --dtype (auto: float32 on a CPU without native bf16). The student prompt is
 problems/second-largest.json through the chat template; the teacher context adds a judge's
-wrong-answer feedback (the reprompt of SDPO.md section 3). Responses are random ordinary token ids:
+wrong-answer feedback (the reprompt of docs/reference/SDPO.md section 3). Responses are random ordinary token ids:
 the cost of a step does not depend on them.
 
   optimised        SDPOLearner.step as shipped: the shared prompt run once (its cache broadcast over the
@@ -125,9 +125,9 @@ def _load(model_name: str, dtype: str, seed: int = 0) -> tuple[Any, Any, Any]:
 def _batch(tok: Any, batch: int, tokens: int, feedback: str, seed: int = 0) -> list[Any]:
     import torch
 
-    from sdpo_discover.models import chat_prompt_ids
-    from sdpo_discover.problems import SYSTEM_MESSAGE, load_problem, question_prompt
-    from sdpo_discover.sdpo import Rollout, SDPOConfig, teacher_message
+    from sdpo_discover.prompts import SYSTEM_MESSAGE, chat_prompt_ids, question_prompt, teacher_message
+    from sdpo_discover.problems import load_problem
+    from sdpo_discover.sdpo import Rollout, SDPOConfig
 
     q = question_prompt(load_problem(PROBLEM))
     x = chat_prompt_ids(tok, q, SYSTEM_MESSAGE)  # the student's context
@@ -301,8 +301,8 @@ def _live(mode: str, learner: Any, rollouts: list[Any]) -> dict[str, Any]:
 
 
 def _generate(mode: str, model: Any, tok: Any, resolved: Any, spec: dict[str, Any]) -> dict[str, Any]:
-    from sdpo_discover.models import chat_prompt_ids
-    from sdpo_discover.problems import SYSTEM_MESSAGE, load_problem, question_prompt
+    from sdpo_discover.prompts import SYSTEM_MESSAGE, chat_prompt_ids, question_prompt, teacher_message
+    from sdpo_discover.problems import load_problem
     from sdpo_discover.samplers import HFSampler, SamplingParams, VLLMSampler
 
     preset = resolved.preset

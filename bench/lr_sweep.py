@@ -11,7 +11,7 @@ student-teacher divergence fastest without diverging. It chose SDPOConfig.lr.
 2. Build rollouts exactly as the learner expects: student context chat_prompt_ids(question_prompt(p),
    SYSTEM_MESSAGE), teacher context the reprompt teacher_message(question, feedback, a successful
    sibling if any) through the same chat template; attempts with neither feedback nor a sibling carry
-   no loss. The learner's temperature is the sampling temperature (SDPO.md section 2).
+   no loss. The learner's temperature is the sampling temperature (docs/reference/SDPO.md section 2).
 3. For each lr: the same fresh LoRA (seeded), a new SDPOLearner (all other settings default: reverse
    KL, top-K 20, EMA teacher 0.01, AdamW), --steps updates on the training attempts (the same batch
    each step: on-policy importance weights, w = 1), and after each step the mean per-token reverse
@@ -71,11 +71,10 @@ def sample_rollouts(model: Any, tok: Any, problem: Any, n: int, tokens: int, tem
                     seed: int) -> tuple[list[Any], list[str]]:
     """n graded attempts as Rollouts (teacher context from each one's feedback or a passing sibling)."""
     from sdpo_discover.feedback import render_feedback
-    from sdpo_discover.models import chat_prompt_ids
-    from sdpo_discover.problems import SYSTEM_MESSAGE, question_prompt
+    from sdpo_discover.prompts import SYSTEM_MESSAGE, chat_prompt_ids, question_prompt, teacher_message
     from sdpo_discover.sandbox import grade_response, make_executor
     from sdpo_discover.samplers import HFSampler, SamplingParams
-    from sdpo_discover.sdpo import Rollout, SDPOConfig, teacher_message
+    from sdpo_discover.sdpo import Rollout, SDPOConfig
 
     q = question_prompt(problem)
     x = chat_prompt_ids(tok, q, SYSTEM_MESSAGE)

@@ -9,8 +9,8 @@ Runs the real command twice, each in its own process, on a problem the model doe
 the budget (so both runs spend every attempt):
 
   sdpo     sdpo-discover solve PROBLEM --budget B --batch-size G --sandbox S --seed 0 --json
-  plain    the same with --no-learn: the same loop, model (with the same zero-initialised LoRA
-           adapter), sampler, seed, batch size and sandbox, no update (best-of-k sampling)
+  plain    the same with --method best-of-k: the same loop, model (without a LoRA adapter: at zero init it
+           changes nothing), sampler, seed, batch size and sandbox, no update (best-of-k sampling)
 
 and reads the split of each step from the run directory's steps.jsonl (generate_s, execute_s,
 update_s) and summary.json. One-off costs (interpreter, imports, model load, LoRA attach: from the
@@ -20,7 +20,7 @@ steady-state column counts one update per batch, as in a long run. Target: SDPO'
 per attempt at most 1.5x plain sampling's. `--only sdpo` skips the plain run and compares the SDPO
 run's update with its own generation + execution (the same work as plain sampling's, under the same
 load: use it on a busy machine). The defaults (2 steps of 16, 512 new tokens) are sized to take
-about 15-20 minutes on an idle 2-core machine, by the rates in MODELS.md; a loaded one takes longer. Prints markdown tables; exits 1 when the target is missed,
+about 15-20 minutes on an idle 2-core machine, by the rates in docs/reference/MODELS.md; a loaded one takes longer. Prints markdown tables; exits 1 when the target is missed,
 2 when a run failed or solved the problem early (the attempt counts would differ: no ratio).
 """
 
@@ -69,7 +69,7 @@ def run_solve(args: argparse.Namespace, learn: bool, out: Path) -> dict:
         argv += ["--set", f"gen_batch_size={args.gen_batch_size}"]
     argv += [x for s in args.set for x in ("--set", s)]
     if not learn:
-        argv.append("--no-learn")
+        argv += ["--method", "best-of-k"]
     name = "sdpo" if learn else "plain"
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(argv[3:])}", file=sys.stderr, flush=True)
     load0 = os.getloadavg()[0]

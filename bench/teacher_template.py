@@ -10,14 +10,14 @@ the student mostly writes). Three contexts score it, all through the chat templa
 message:
 
   student           question_prompt(problem)                         (what the student samples from)
-  teacher (paper)   teacher_message(question, feedback, None)        (SDPO.md section 3, the default)
+  teacher (paper)   teacher_message(question, feedback, None)        (docs/reference/SDPO.md section 3, the default)
   teacher (restate) the same, then the question's answer-format line again (sdpo.restate_format)
 
 Per context: P(```) for the first token, the most likely first token, and against the student the
 log-ratio log q - log pi of the attempt's first token (the SDPO advantage there) and its mean over the
 attempt's tokens. A teacher that favours prose-first answers where the student does not pushes every
-attempt towards prose from the first update, whatever the feedback says; the README section "The
-teacher's template" reads this table. Prints markdown; exits 0.
+attempt towards prose from the first update, whatever the feedback says; docs/learner.md, "The
+teacher's template", reads this table. Prints markdown; exits 0.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ def main() -> int:
     import torch
 
     from sdpo_discover.feedback import render_feedback
-    from sdpo_discover.models import chat_prompt_ids, load_model, resolve_model
-    from sdpo_discover.problems import SYSTEM_MESSAGE, load_problem, question_prompt
+    from sdpo_discover.models import load_model, resolve_model
+    from sdpo_discover.prompts import SYSTEM_MESSAGE, chat_prompt_ids, question_prompt, teacher_message
+    from sdpo_discover.problems import load_problem
     from sdpo_discover.sandbox import grade_code, make_executor
-    from sdpo_discover.sdpo import teacher_message
 
     files = ([Path(f) for f in args.problems.split(",") if f] if args.problems else
              sorted(ROOT / "problems" / f"{w.stem}.json" for w in (ROOT / "problems" / "wrong").glob("*.py")))

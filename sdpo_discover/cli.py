@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from . import __version__
+from . import __version__, config
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_SANDBOX = 1, 2, 3
 
@@ -390,91 +390,94 @@ def models_pull(
 # ---------------------------------------------------------------------------------------------
 # solve
 
-class SamplerChoice(str, Enum):
-    hf = "hf"
-    vllm = "vllm"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A Typer choice list from the config module's tuple (one source of truth)."""
+    return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)  # type: ignore[return-value]
 
 
-class DeviceChoice(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+MethodChoice = _choices("MethodChoice", config.METHODS)
+SamplerChoice = _choices("SamplerChoice", config.SAMPLERS)
+DeviceChoice = _choices("DeviceChoice", config.DEVICES)
+
+
+def _h(name: str, cls: type = config.SolveConfig, extra: str = "") -> str:
+    """An option's help: the setting's own help and its default, both read from the config dataclass."""
+    default = config.default_of(cls, name)
+    shown = "none" if default is None else default
+    return f"{config.help_of(cls, name)}{extra} (default: {shown})"
 
 
 @app.command()
 def solve(
     problem: Annotated[Path | None, typer.Argument(help="A problem.json or a one-record LiveCodeBench file (optional with --resume).", show_default=False)] = None,
-    budget: Annotated[int | None, typer.Option(help="Attempts to spend at most, every generated one counted. (default: 2750)", show_default=False)] = None,
-    model: Annotated[str | None, typer.Option(help="A preset (see `models list`), a local Hugging Face folder, a .gguf file, or a hub id. (default: qwen2.5-coder-0.5b)", show_default=False)] = None,
-    sampler: Annotated[SamplerChoice | None, typer.Option(help="hf (transformers, in this process) or vllm (its own venv: scripts/setup-vllm). (default: hf)", show_default=False)] = None,
-    sandbox: Annotated[SandboxChoice | None, typer.Option(help="Where attempts run: docker, local, or auto (docker when available). (default: auto)", show_default=False)] = None,
-    device: Annotated[DeviceChoice | None, typer.Option(help="auto (cuda when available), cpu or cuda. (default: auto)", show_default=False)] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Attempts per step (one SDPO update per batch). (default: 16)", show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the adapter's init and of every step's sampling. (default: 0)", show_default=False)] = None,
-    lr: Annotated[float | None, typer.Option(help="The LoRA learning rate (sdpo.lr).", show_default=False)] = None,
-    teacher: Annotated[str | None, typer.Option(help="ema, frozen, trust-region or current (sdpo.teacher). (default: ema)", show_default=False)] = None,
-    no_learn: Annotated[bool, typer.Option("--no-learn", help="No updates: independent sampling (best-of-k) through the same loop.")] = False,
+    method: Annotated[MethodChoice | None, typer.Option(help=_h("method"), show_default=False)] = None,  # type: ignore[valid-type]
+    budget: Annotated[int | None, typer.Option(help=_h("budget"), show_default=False)] = None,
+    model: Annotated[str | None, typer.Option(help=_h("model"), show_default=False)] = None,
+    sampler: Annotated[SamplerChoice | None, typer.Option(help=_h("sampler"), show_default=False)] = None,  # type: ignore[valid-type]
+    sandbox: Annotated[SandboxChoice | None, typer.Option(help=_h("sandbox"), show_default=False)] = None,
+    device: Annotated[DeviceChoice | None, typer.Option(help=_h("device"), show_default=False)] = None,  # type: ignore[valid-type]
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help=_h("batch_size"), show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help=_h("seed"), show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option(help=_h("lr", config.SDPOConfig, " sdpo.lr, method sdpo."), show_default=False)] = None,
+    teacher: Annotated[str | None, typer.Option(help=_h("teacher", config.SDPOConfig, " sdpo.teacher, method sdpo."), show_default=False)] = None,
+    no_learn: Annotated[bool, typer.Option("--no-learn", help="An alias of --method best-of-k.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="The run directory. (default: runs/PROBLEM-ID-TIME)", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped (after Ctrl-C or a crash); --budget may be raised.")] = False,
-    config: Annotated[Path | None, typer.Option("--config", help="A TOML file of settings (keys as in config.json; learner options in an sdpo table); flags override it.", show_default=False)] = None,
-    settings: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, repeatable: any setting, e.g. --set sdpo.top_k=100 --set temperature=1.0 (the list: README, 'solve settings').", show_default=False)] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="A TOML file of settings (keys as in config.json; learner options in an [sdpo] table, multi-turn ones in [multi_turn]); flags override it.", show_default=False)] = None,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, repeatable: any setting, e.g. --set sdpo.top_k=100 --set multi_turn.chains=1 (every setting: docs/settings.md).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per step and one for the summary (JSON lines).")] = False,
 ) -> None:
-    """Search for a program that passes every test: sample, run, feed back, self-distil.
+    """Search for a program that passes every test: sample, run, feed back, and (SDPO) self-distil.
 
-    Each step samples a batch of attempts from the model with the current
-    per-problem LoRA adapter, runs each in the sandbox, turns the results into
-    judge feedback, and takes one SDPO update (the model re-prompted with the
-    feedback is the teacher). Stops at the first attempt that passes every test,
-    or when the budget is spent. Everything goes into the run directory (config,
-    attempts.jsonl, adapters, learner state, summary.json, solution.py,
-    discovery.svg); --resume continues it exactly where it stopped.
+    Each step samples a batch of attempts, runs each in the sandbox and turns
+    the results into judge feedback. What happens between steps is the method:
+    sdpo takes one SDPO update of a per-problem LoRA adapter (the model
+    re-prompted with the feedback is the teacher); best-of-k samples the base
+    model independently; multi-turn continues G conversations, each prompt
+    holding its chain's earlier feedback. Stops at the first attempt that
+    passes every test, or when the budget is spent. Everything goes into the
+    run directory (config.json, attempts.jsonl, steps.jsonl, state.json,
+    adapters for sdpo, summary.json, solution.py, discovery.svg); --resume
+    continues it exactly where it stopped.
 
     Exit code 0 when solved, 1 when not (budget spent), 2 on bad input, 3 when
     the sandbox failed, 130 when interrupted (continue with --resume).
 
     Example:  sdpo-discover solve problems/sum-two.json --budget 64
+
+    Example:  sdpo-discover solve problems/sum-two.json --method multi-turn --set multi_turn.chains=1
     """
-    from .discover import (ConfigError, RunDir, RunDirError, SandboxFailed, SolveConfig, Solver, default_run_dir,
-                           load_toml, merge_settings, parse_assignment)
+    from .discover import RunDirError, SandboxFailed, Solver
     from .report import LiveView, write_plot
+    from .store import RunDir, default_run_dir
 
     if quiet and as_json:
         fail("--quiet and --json exclude each other: pick one.")
     if resume and out_dir is None:
         fail("--resume needs --out RUN_DIR: the run to continue.")
+    if no_learn and method is not None and method.value != "best-of-k":
+        fail(f"--no-learn is an alias of --method best-of-k: it contradicts --method {method.value}; drop one.")
     flags: dict[str, object] = {k: v for k, v in {
+        "method": "best-of-k" if no_learn else method.value if method else None,
         "budget": budget, "model": model, "sampler": sampler.value if sampler else None,
         "sandbox": sandbox.value if sandbox else None, "device": device.value if device else None,
-        "batch_size": batch_size, "seed": seed, "sdpo.lr": lr, "sdpo.teacher": teacher,
-        "learn": False if no_learn else None}.items() if v is not None}
+        "batch_size": batch_size, "seed": seed, "sdpo.lr": lr, "sdpo.teacher": teacher}.items() if v is not None}
     try:
-        for item in settings or []:
-            key, value = parse_assignment(item)
-            flags[key] = value
         prob = _load_problem(problem) if problem is not None else None
         if resume:
             rd = RunDir(out_dir)  # type: ignore[arg-type]
             if not rd.is_run():
                 fail(f"{out_dir}: not a run directory (no config.json); start a run with `sdpo-discover solve PROBLEM --out {out_dir}`")
-            saved = rd.settings()
-            changed = sorted(k for k, v in flags.items() if k != "budget"
-                             and merge_settings(saved, {k: v}) != merge_settings(saved, {}))
-            if config is not None or changed:
-                fail(f"a resumed run keeps its settings (only --budget may change); these differ: "
-                     f"{', '.join(changed) or '--config'}. Start a new run (another --out) to change them.")
-            cfg = SolveConfig.from_dict(merge_settings(saved, {k: v for k, v in flags.items() if k == "budget"}),
-                                        where=str(rd.config))
+            cfg = config.resolve_settings(flags, config_file=config_file, assignments=settings, saved=rd.settings(),
+                                          saved_where=str(rd.config))
         else:
             if prob is None:
                 fail("give a PROBLEM (a problem.json or a LiveCodeBench record), or --resume --out RUN_DIR.")
-            base = load_toml(config) if config is not None else {}
-            cfg = SolveConfig.from_dict(merge_settings(base, flags), where=str(config or "settings"))
+            cfg = config.resolve_settings(flags, config_file=config_file, assignments=settings)
             cfg.problem = str(problem)
             out_dir = out_dir or default_run_dir(prob)
-        cfg.validate()
-    except ConfigError as e:
+    except config.ConfigError as e:
         fail(str(e))
     view = LiveView("json" if as_json else "quiet" if quiet else "rich", console=out, err=err)
     _install_signal_handlers()
@@ -483,7 +486,7 @@ def solve(
         solver = Solver(cfg, out_dir, problem=prob, resume=resume, on_event=view,  # type: ignore[arg-type]
                         progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not (quiet or as_json) else None)
         summary = solver.run()
-    except (ConfigError, RunDirError) as e:
+    except (config.ConfigError, RunDirError) as e:
         fail(str(e))
     except SandboxFailed as e:
         fail(f"{e}\nThe run is saved: fix the sandbox (`sdpo-discover sandbox doctor`), then continue with "
@@ -492,7 +495,8 @@ def solve(
         fail(f"{e}\nThe run is saved; continue it with `sdpo-discover solve --resume --out {out_dir}`.",
              EXIT_SANDBOX if type(e).__name__ == "SandboxError" else EXIT_BAD_INPUT)
     write_plot(Path(summary.run_dir), RunDir(Path(summary.run_dir)).load_attempts(), summary.budget,
-               f"{summary.problem}: {'solved at attempt ' + str(summary.first_success_index) if summary.solved else 'not solved'}")
+               f"{summary.problem} ({summary.method}): "
+               f"{'solved at attempt ' + str(summary.first_success_index) if summary.solved else 'not solved'}")
     if summary.stopped == "interrupted":
         raise typer.Exit(130)
     raise typer.Exit(0 if summary.solved else EXIT_FAILED)
@@ -624,9 +628,7 @@ def explain(
 
     say("scoring the attempt as student and as teacher")
     try:
-        from .sdpo import SDPOConfig
-
-        restate = SDPOConfig.restate_format if restate_format is None else restate_format
+        restate = config.default_of(config.SDPOConfig, "restate_format") if restate_format is None else restate_format
         credit = explain_attempt(mdl, tok, prob, response, feedback_text, solution=solution_text,
                                  restate_format=restate)
     except ValueError as e:
@@ -654,8 +656,9 @@ def explain(
 def _explain_run(run_dir: Path, attempt: Path | None, k: int | None, html_out: Path | None, device: str,
                  top: int) -> None:
     """explain RUN_DIR --attempt K: the attempt as it was sampled and taught."""
-    from .explain import explain_attempt, load_run_attempt, render_html, render_terminal, swapped_weights
+    from .explain import explain_attempt, render_html, render_terminal, swapped_weights
     from .models import ModelError, load_model, resolve_model
+    from .store import load_run_attempt
 
     if attempt is not None or k is None:
         fail(f"{run_dir} is a run directory: pass --attempt K instead of an ATTEMPT file.")
@@ -675,12 +678,14 @@ def _explain_run(run_dir: Path, attempt: Path | None, k: int | None, html_out: P
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    mdl = PeftModel.from_pretrained(mdl, str(ra.adapter)).eval()
+    if ra.adapter is not None:
+        mdl = PeftModel.from_pretrained(mdl, str(ra.adapter)).eval()
     teacher = None
     if ra.teacher is not None:
         teacher = swapped_weights(mdl, {n: t.to(torch.float32) for n, t in load_file(str(ra.teacher)).items()})
     credit = explain_attempt(mdl, tok, ra.problem, ra.response, ra.feedback, response_ids=ra.token_ids,
-                             teacher_weights=teacher, temperature=ra.temperature, restate_format=ra.restate_format)
+                             teacher_weights=teacher, temperature=ra.temperature, restate_format=ra.restate_format,
+                             thinking=ra.thinking)
     out.print(f"[bold]{escape(ra.problem.id)}[/] — {escape(ra.label)}; teacher: "
               f"{'the EMA teacher at that step' if teacher else 'the student re-prompted'}", highlight=False, soft_wrap=True)
     out.print(Panel(escape(ra.feedback), title="feedback (what the teacher was told)", title_align="left",

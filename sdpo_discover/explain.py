@@ -1,7 +1,7 @@
 """The credit-assignment view: one attempt's tokens coloured by the teacher/student log-ratio.
 
 SDPO's gradient is a policy gradient whose per-token advantage is log q(y_t|c, y_<t) - log pi(y_t|x, y_<t)
-(SDPO.md section 2; the paper's per-token heat map): the student pi sees the question x, the
+(docs/reference/SDPO.md section 2; the paper's per-token heat map): the student pi sees the question x, the
 self-teacher q the same model re-prompted with the feedback c = reprompt(x, f, s). Where the ratio is
 negative the teacher, having read the feedback, disagrees with the token (the update pushes it down);
 where positive it reinforces it. This module computes those numbers for one attempt and renders them
@@ -30,9 +30,10 @@ from typing import Any, ContextManager
 import torch
 import torch.nn.functional as F
 
-from .models import chat_prompt_ids
-from .problems import SYSTEM_MESSAGE, Problem, question_prompt
-from .sdpo import SDPOConfig, _trunk_and_head, _upcast, response_hidden, teacher_message
+from .config import SDPOConfig
+from .problems import Problem
+from .prompts import Prompts
+from .sdpo import _trunk_and_head, _upcast, response_hidden
 
 SCALE = 3.0  # |log q - log pi| at which a token gets full colour: a 20x probability ratio (e^3 ~ 20)
 _FAINT = 0.1  # below SCALE * _FAINT (0.3 nats, a 1.35x ratio) the terminal leaves a token uncoloured
@@ -142,7 +143,7 @@ def token_credit(
     chunk: int = 256,
 ) -> Credit:
     """Per response token: log pi(y_t|x, y_<t), log q(y_t|c, y_<t), their difference, and the teacher's
-    `top` most likely tokens at that position (SDPO.md section 2, step 4: the same response tokens
+    `top` most likely tokens at that position (docs/reference/SDPO.md section 2, step 4: the same response tokens
     under two contexts). Logits are divided by `temperature` before the softmax, as in the loss.
 
     student_prompt_ids: x; teacher_prompt_ids: c; both end where the answer starts (chat_prompt_ids).
@@ -207,26 +208,27 @@ def explain_attempt(
     top: int = 3,
     chunk: int = 256,
     restate_format: bool = SDPOConfig.restate_format,
+    thinking: bool = False,
 ) -> Credit:
     """Credit for one attempt at `problem`, with the prompts the learner builds:
 
-        x = chat(SYSTEM_MESSAGE, question_prompt(problem))
+        x = chat(SYSTEM_MESSAGE, question_prompt(problem))          (prompts.Prompts: the learner's own)
         c = chat(SYSTEM_MESSAGE, teacher_message(question_prompt(problem), feedback, solution, restate_format))
 
     feedback: the judge's text for this attempt; solution: a successful sibling attempt shown to the
     teacher as "Correct solution" (never the attempt itself). response_ids: the sampled token ids when
     known (a run directory stores them); otherwise response_text is tokenised without special tokens.
     restate_format: the learner's option of that name and default (the answer-format line said again at
-    the end); False gives the paper's template.
+    the end); False gives the paper's template. thinking: the run's `thinking` setting (chat templates
+    with a thinking switch).
     Raises ValueError when there is neither feedback nor a solution: the teacher would learn nothing.
     """
-    question = question_prompt(problem)
-    message = teacher_message(question, feedback, solution, restate_format)
-    if message is None:
+    prompts = Prompts(tokenizer, problem, thinking=thinking, restate_format=restate_format)
+    c = prompts.teacher_ids(feedback, solution)
+    if c is None:
         raise ValueError("no feedback and no correct solution: the teacher has nothing to add to the question, "
                          "so SDPO gives this attempt no credit at all")
-    x = chat_prompt_ids(tokenizer, question, SYSTEM_MESSAGE)
-    c = chat_prompt_ids(tokenizer, message, SYSTEM_MESSAGE)
+    x = prompts.student_ids
     y = list(response_ids) if response_ids is not None else response_token_ids(tokenizer, response_text)
     return token_credit(model, tokenizer, x, c, y, temperature=temperature, top=top,
                         teacher_weights=teacher_weights, chunk=chunk)
@@ -382,46 +384,7 @@ def render_html(credit: Credit, title: str, meta: Mapping[str, str] | None = Non
 
 
 # ---------------------------------------------------------------------------------------------
-# Attempts stored in a run directory (`sdpo-discover solve`)
-
-
-@dataclass
-class RunAttempt:
-    """What `explain RUN_DIR --attempt K` needs, read from the run directory."""
-
-    problem: Problem
-    response: str
-    token_ids: list[int]
-    feedback: str | None
-    adapter: Path  # the adapter version the attempt was sampled from
-    teacher: Path | None  # the EMA teacher's adapter weights at that version (teacher.safetensors)
-    model: str  # the model the run used (a preset, a folder, a .gguf file)
-    temperature: float
-    label: str  # "attempt 5 (step 0, adapter v00000)"
-    restate_format: bool = False  # the run's learner option: the teacher's reprompt ends with the answer line
-
-
-def load_run_attempt(run_dir: Path, k: int) -> RunAttempt:
-    """Attempt k (1-based, as `solve` reports) of a run. ValueError with what to do when it cannot be had."""
-    from .discover import RunDir
-
-    rd = RunDir(run_dir)
-    if not rd.is_run():
-        raise ValueError(f"{run_dir}: not a run directory (no config.json/problem.json)")
-    attempts = rd.load_attempts()
-    if not 1 <= k <= len(attempts):
-        raise ValueError(f"{run_dir}: --attempt {k}: the run has attempts 1..{len(attempts)}")
-    a = attempts[k - 1]
-    folder = rd.adapter(a.adapter_version)
-    if not (folder / "adapter_config.json").is_file():
-        raise ValueError(f"{folder}: the adapter this attempt was sampled from is not kept (keep_adapters = 'last'?)")
-    cfg = json.loads(rd.config.read_text())
-    teacher = folder / "teacher.safetensors"
-    return RunAttempt(problem=rd.load_problem(), response=a.response, token_ids=a.token_ids, feedback=a.feedback,
-                      adapter=folder, teacher=teacher if teacher.is_file() else None,
-                      model=cfg["config"]["model"], temperature=float(cfg.get("model", {}).get("temperature") or 1.0),
-                      label=f"attempt {k} (step {a.step}, adapter {folder.name})",
-                      restate_format=rd.load_config().sdpo.restate_format)
+# Attempts stored in a run directory (read by store.load_run_attempt, without torch)
 
 
 @contextlib.contextmanager

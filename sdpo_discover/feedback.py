@@ -1,4 +1,4 @@
-"""Verdicts -> feedback text, in the style of an online judge (SDPO.md section 7).
+"""Verdicts -> feedback text, in the style of an online judge (docs/reference/SDPO.md section 7).
 
 The text is what the self-teacher sees (and what the multi-turn baseline appends to its prompt), so
 it follows the paper's format and caps exactly:

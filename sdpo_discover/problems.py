@@ -208,7 +208,7 @@ def load_problem_json(path: str | Path) -> Problem:
 
 
 # --------------------------------------------------------------------------------------------
-# LiveCodeBench (code_generation_lite), SDPO.md section 8
+# LiveCodeBench (code_generation_lite), docs/reference/SDPO.md section 8
 
 
 class _StringsOnlyUnpickler(pickle.Unpickler):
@@ -391,37 +391,3 @@ def load_problem(path: str | Path, hide_private: bool = False) -> Problem:
     if len(problems) != 1:
         raise ProblemError(f"{path}: holds {len(problems)} problems; pass a file with exactly one")
     return problems[0]
-
-
-# --------------------------------------------------------------------------------------------
-# The generation prompt
-
-
-SYSTEM_MESSAGE = ("You are an expert Python programmer. You will be given a question (problem specification) and "
-                  "will generate a correct Python program that matches the specification and passes all tests.")
-_WITH_STARTER = ("You will use the following starter code to write the solution to the problem and enclose your code "
-                 "within delimiters.")
-_STDIN = ("Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on the "
-          "sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program runs, "
-          "it reads the inputs, runs the algorithm and writes output to STDOUT.")
-
-
-ANSWER_LINE = "### Answer: (use the provided format with backticks)"  # the question's last line
-
-
-def question_prompt(problem: Problem) -> str:
-    """The question x as the model sees it: LiveCodeBench's generation template (SDPO.md section 8).
-
-    The statement, then either the starter code to complete or the stdin/stdout instruction, and a
-    request for one fenced ```python block (the grader runs the last one). A functional problem
-    without starter code is told the function to write.
-    """
-    text = f"### Question:\n{problem.statement.strip()}\n\n"
-    if problem.starter_code:
-        text += f"### Format: {_WITH_STARTER}\n```python\n{problem.starter_code.rstrip()}\n```\n\n"
-    elif problem.test_type == "functional":
-        text += (f"### Format: Write a function `{problem.function_name}` (or a class `Solution` with that method) "
-                 "and enclose your code within delimiters.\n```python\n# YOUR CODE HERE\n```\n\n")
-    else:
-        text += f"### Format: {_STDIN}\n```python\n# YOUR CODE HERE\n```\n\n"
-    return text + ANSWER_LINE + "\n\n"

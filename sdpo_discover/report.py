@@ -20,7 +20,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .discover import Attempt, StepRecord, Summary
+from .store import Attempt, StepRecord, Summary
 
 _SHORT = {"passed": "pass", "failed": "fail", "format_error": "format", "sandbox_error": "sandbox"}
 _SPARK = "▁▂▃▄▅▆▇█"
@@ -51,7 +51,7 @@ def _fmt_s(s: float) -> str:
 def step_line(rec: StepRecord) -> str:
     mix = ", ".join(f"{_SHORT.get(k, k)} {v}" for k, v in sorted(rec.verdicts.items(), key=lambda kv: -kv[1]))
     learn = (f"loss {rec.loss:.4f}  KL {rec.kl:.4f}  ({rec.rollouts} taught)" if rec.loss is not None
-             else "no update")
+             else "no update") + (f"  prompt {rec.prompt_tokens} tok" if rec.prompt_tokens else "")
     return (f"step {rec.step:>3}  {rec.passed}/{rec.attempts} passed  [{mix}]  best {rec.best_fraction:.0%} of tests  "
             f"{learn}  gen {_fmt_s(rec.generate_s)} exec {_fmt_s(rec.execute_s)} upd {_fmt_s(rec.update_s)}")
 
@@ -86,7 +86,9 @@ class LiveView:
             return
         if self.mode == "quiet":
             return
-        learn = f"SDPO (lr {cfg.sdpo.lr:g}, teacher {cfg.sdpo.teacher})" if cfg.learn else "no learning (independent sampling)"
+        learn = {"sdpo": f"SDPO (lr {cfg.sdpo.lr:g}, teacher {cfg.sdpo.teacher})",
+                 "best-of-k": "best-of-k (independent samples of the base model)",
+                 "multi-turn": f"multi-turn ({cfg.step_size} chain(s), {cfg.multi_turn.template})"}[cfg.method]
         self.out.print(f"[bold]{escape(prob.id)}[/] — {escape(prob.title)}  [dim]({prob.test_type}, {len(prob.tests)} tests)[/]",
                        highlight=False)
         self.out.print(f"[dim]model {escape(cfg.model)} · {cfg.sampler} sampler · temperature {p['temperature']:g}, "

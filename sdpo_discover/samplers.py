@@ -121,15 +121,21 @@ def _is_real(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _check_generate_args(prompt_ids: list[int], n: int, params: SamplingParams, seed: int) -> None:
+def _check_generate_args(prompts: list[list[int]], params: SamplingParams, seed: int) -> None:
     if not isinstance(params, SamplingParams):
         raise TypeError(f"params must be a SamplingParams, got {type(params).__name__}")
-    if not _is_int(n) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if not isinstance(prompts, (list, tuple)) or not prompts:
+        raise ValueError("prompts must be a non-empty list: one prompt (a list of token ids) per sequence")
     if not _is_int(seed):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    if len(prompt_ids) == 0 or not all(_is_int(t) and t >= 0 for t in prompt_ids):
-        raise ValueError("prompt_ids must be a non-empty list of token ids (integers >= 0)")
+    for p in prompts:
+        if not isinstance(p, (list, tuple)) or len(p) == 0 or not all(_is_int(t) and t >= 0 for t in p):
+            raise ValueError("each prompt must be a non-empty list of token ids (integers >= 0)")
+
+
+def sequence_seed(seed: int, i: int) -> int:
+    """The seed of sequence i of a generate call: distinct per sequence, so that copies of one prompt differ."""
+    return (seed * 1_000_003 + i * 7919 + 1) % (2**31 - 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -146,52 +152,61 @@ class _AdapterVersions:
     """
 
     def __init__(self) -> None:
-        self._folder_of: dict[int, Path] = {}
-        self._version_of: dict[Path, int] = {}
+        self._folder_of: dict[tuple[str, int], Path] = {}
+        self._version_of: dict[Path, tuple[str, int]] = {}
 
-    def check(self, path: str | Path | None, version: int) -> Path | None:
+    def check(self, path: str | Path | None, version: int, run: str = "") -> Path | None:
         if not _is_int(version) or version < 0:
             raise ValueError(f"adapter version must be an integer >= 0, got {version!r}")
         if path is None:
             return None
+        key = (run, version)
         folder = Path(path).expanduser().resolve()
         if not (folder / "adapter_config.json").is_file():
             raise FileNotFoundError(
                 f"{folder}: not a LoRA adapter folder (no adapter_config.json); save one with peft's save_pretrained"
             )
-        old_folder = self._folder_of.get(version)
+        old_folder = self._folder_of.get(key)
         if old_folder is not None and old_folder != folder:
             raise ValueError(
                 f"adapter version {version} was already loaded from {old_folder}; every version needs its own "
                 f"folder and number: save the new weights to a new folder and load them as a new version"
             )
-        old_version = self._version_of.get(folder)
-        if old_version is not None and old_version != version:
+        old_key = self._version_of.get(folder)
+        if old_key is not None and old_key != key:
             raise ValueError(
-                f"{folder} was already loaded as adapter version {old_version}; every version needs its own "
-                f"folder (a reused folder can serve stale weights from vLLM's adapter cache)"
+                f"{folder} was already loaded as adapter version {old_key[1]}"
+                + (f" of run {old_key[0]!r}" if old_key[0] else "")
+                + "; every version needs its own folder (a reused folder can serve stale weights from vLLM's "
+                "adapter cache)"
             )
-        self._folder_of[version] = folder
-        self._version_of[folder] = version
+        self._folder_of[key] = folder
+        self._version_of[folder] = key
         return folder
+
+    def lora_id(self, folder: Path) -> int:
+        """A LoRA request id unique to this folder (so to its run and version) for this sampler's engine."""
+        return list(self._version_of).index(folder) + 1
 
 
 class Sampler(ABC):
-    """Samples n completions of one prompt from the policy: the base model plus the loaded adapter."""
+    """Samples one completion per prompt from the policy: the base model plus the loaded adapter."""
 
     #: the version passed to the last load_adapter (None before the first call)
     adapter_version: int | None = None
 
     @abstractmethod
-    def generate(self, prompt_ids: list[int], n: int, params: SamplingParams, seed: int) -> list[Completion]:
-        """n samples of the continuation of prompt_ids. The same seed gives the same samples."""
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Completion]:
+        """One sample per prompt (a list of token ids each), in order: a batch of one prompt is `[ids] * n`,
+        a multi-turn batch one prompt per chain. The same prompts and seed give the same samples."""
 
     @abstractmethod
-    def load_adapter(self, path: str | Path | None, version: int) -> None:
+    def load_adapter(self, path: str | Path | None, version: int, run: str = "") -> None:
         """Sample from this adapter version from the next generate on. path None = the base model.
 
         Each version has its own folder (peft's save_pretrained output); reusing a folder for another
-        version, or a version number for another folder, raises ValueError.
+        version, or a version number for another folder, raises ValueError. `run` names whose versions
+        these are (runs sharing a sampler each number their versions from 0).
         """
 
     def close(self) -> None:  # noqa: B027 (a no-op by default)
@@ -294,8 +309,8 @@ class HFSampler(Sampler):
         return hasattr(self.model, "peft_config") and hasattr(self.model, "disable_adapter")
 
     # ---- adapters ----------------------------------------------------------------------------
-    def load_adapter(self, path: str | Path | None, version: int) -> None:
-        folder = self._versions.check(path, version)
+    def load_adapter(self, path: str | Path | None, version: int, run: str = "") -> None:
+        folder = self._versions.check(path, version, run)
         if folder is None:
             self._use_base = True
         else:
@@ -341,20 +356,23 @@ class HFSampler(Sampler):
             )
 
     # ---- sampling ----------------------------------------------------------------------------
-    def generate(self, prompt_ids: list[int], n: int, params: SamplingParams, seed: int) -> list[Completion]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Completion]:
         import torch
 
-        _check_generate_args(prompt_ids, n, params, seed)
+        _check_generate_args(prompts, params, seed)
         device = self._device()
         out: list[Completion] = []
-        if params.greedy:  # n identical samples: decode once
-            (one,) = self._generate_batch([list(prompt_ids)], params, device)
-            return [replace(one, token_ids=list(one.token_ids), logprobs=list(one.logprobs or [])) for _ in range(n)]
+        if params.greedy:  # copies of a prompt would decode alike: each distinct prompt once
+            unique = list(dict.fromkeys(tuple(p) for p in prompts))
+            done = {u: c for u, c in zip(unique, [c for i in range(0, len(unique), self.batch_size) for c in
+                                                  self._generate_batch([list(u) for u in unique[i : i + self.batch_size]],
+                                                                       params, device)])}
+            return [replace(done[tuple(p)], token_ids=list(done[tuple(p)].token_ids),
+                            logprobs=list(done[tuple(p)].logprobs or [])) for p in prompts]
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            for start in range(0, n, self.batch_size):
-                size = min(self.batch_size, n - start)
-                out += self._generate_batch([list(prompt_ids)] * size, params, device)
+            for start in range(0, len(prompts), self.batch_size):
+                out += self._generate_batch([list(p) for p in prompts[start : start + self.batch_size]], params, device)
         return out
 
     def _device(self) -> Any:
@@ -490,8 +508,8 @@ class VLLMSampler(Sampler):
     sampler's life: `LLM(model, enable_lora=True, max_lora_rank, max_loras=1, enforce_eager=True,
     max_model_len, dtype, seed)`; dtype "auto" is bfloat16 on CUDA and on CPUs with native bf16, else
     float32 (as the HF model). `load_adapter(path, v)` makes the next generate pass
-    `LoRARequest(f"adapter-v{v}", v + 1, path)`; nothing is sent until then and the engine is never
-    restarted. The constructor blocks until the engine is up (`start_seconds` says how long it took).
+    `LoRARequest(f"{run}-v{v}", id, path)` with an id unique to that folder in this engine (lora_request);
+    nothing is sent until then and the engine is never restarted. The constructor blocks until the engine is up (`start_seconds` says how long it took).
 
     device: "auto" (whatever the installed vLLM build runs on), "cpu" or "cuda" (an error when the
     build runs on something else). On CPU the KV cache gets `kv_cache_gib` (VLLM_CPU_KVCACHE_SPACE,
@@ -547,6 +565,7 @@ class VLLMSampler(Sampler):
         self.generate_timeout_s = generate_timeout_s
         self.adapter_version = None
         self._adapter: tuple[int, Path] | None = None  # (version, folder) sent with the next generate
+        self._adapter_run = ""
         self._versions = _AdapterVersions()
         self._closed = False
         self._failed = False
@@ -649,8 +668,8 @@ class VLLMSampler(Sampler):
             return resp
 
     # ---- the interface -----------------------------------------------------------------------
-    def load_adapter(self, path: str | Path | None, version: int) -> None:
-        folder = self._versions.check(path, version)
+    def load_adapter(self, path: str | Path | None, version: int, run: str = "") -> None:
+        folder = self._versions.check(path, version, run)
         if folder is not None:
             cfg = json.loads((folder / "adapter_config.json").read_text())
             ranks = [cfg.get("r", 0), *(cfg.get("rank_pattern") or {}).values()]
@@ -660,22 +679,27 @@ class VLLMSampler(Sampler):
                     f"(start the VLLMSampler with a larger max_lora_rank)"
                 )
         self._adapter = None if folder is None else (version, folder)
+        self._adapter_run = run
         self.adapter_version = version
 
-    def generate(self, prompt_ids: list[int], n: int, params: SamplingParams, seed: int) -> list[Completion]:
-        _check_generate_args(prompt_ids, n, params, seed)
-        lora = None
-        if self._adapter is not None:
-            version, folder = self._adapter
-            lora = {"name": f"adapter-v{version}", "id": version + 1, "path": str(folder)}
+    def lora_request(self) -> dict[str, Any] | None:
+        """The LoRA request of the loaded adapter: a name and id unique per run and version in this engine
+        (vLLM caches adapters by them, so a reused name or id could serve another version's weights)."""
+        if self._adapter is None:
+            return None
+        version, folder = self._adapter
+        name = f"{self._adapter_run or 'adapter'}-v{version}"
+        return {"name": name, "id": self._versions.lora_id(folder), "path": str(folder)}
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Completion]:
+        _check_generate_args(prompts, params, seed)
         resp = self._request(
             "generate",
             self.generate_timeout_s,
-            prompt_ids=[int(t) for t in prompt_ids],
-            n=n,
+            prompts=[[int(t) for t in p] for p in prompts],
+            seeds=[sequence_seed(seed, i) for i in range(len(prompts))],
             params=asdict(params),
-            seed=seed,
-            lora=lora,
+            lora=self.lora_request(),
         )
         return [
             Completion(

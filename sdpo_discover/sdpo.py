@@ -1,14 +1,15 @@
 """Self-Distillation Policy Optimization (SDPO) at test time: the loss, the self-teacher, one update.
 
 Hübotter et al., "Reinforcement Learning via Self-Distillation" (arXiv 2601.20802), sections 2 and 5;
-../shared/reference/SDPO.md summarises the settings. Imports only torch: the model is any
-transformers-style causal LM with a peft LoRA adapter, the tokenizer anything with a chat template.
+docs/reference/SDPO.md summarises the settings. Imports only torch (and the settings dataclass): the
+model is any transformers-style causal LM with a peft LoRA adapter; prompts arrive as token ids (their
+text is built in prompts.py).
 
-    loss functions   topk_logprobs, divergence, reverse_kl_clipped, sdpo_loss, grpo_*   (pure)
-    the teacher      teacher_message (the reprompt), Teacher (EMA / frozen / trust-region / current)
-    one update       SDPOConfig, Rollout, SDPOLearner.step
+    loss functions   topk_logprobs, divergence, reverse_kl_clipped, sdpo_loss, sequence_norm, grpo_*   (pure)
+    the teacher      Teacher (EMA / frozen / trust-region / current)
+    one update       Rollout, SDPOLearner.step (settings: config.SDPOConfig)
 
-Notation (SDPO.md section 2, paper section 2): for each response token t the student gives
+Notation (docs/reference/SDPO.md section 2, paper section 2): for each response token t the student gives
 log pi(.|x, y_<t) and the self-teacher, re-prompted with feedback, gives log q(.|c, y_<t), over the
 same response tokens. Shapes: N = number of response positions (flattened over the batch), V = the
 vocabulary, K = top-K kept ids (+1 with the tail bucket).
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .problems import ANSWER_LINE
+from .config import TEACHERS, SDPOConfig
 
 _TAIL_EPS = 1e-6  # keeps log(1 - sum top-K p) finite when the top-K hold (almost) all the mass
 
@@ -75,7 +76,7 @@ def divergence(student_logp: torch.Tensor, teacher_logp: torch.Tensor, alpha: fl
     alpha = 0: forward KL, KL(q || pi);
     0 < alpha < 1: generalised Jensen-Shannon with M = (1 - alpha) pi + alpha q,
         D = (1 - alpha) KL(pi || M) + alpha KL(q || M).
-    SDPO.md section 2, step 5. The teacher must already be detached.
+    docs/reference/SDPO.md section 2, step 5. The teacher must already be detached.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -125,18 +126,24 @@ def sdpo_loss(
     adv_clip: float | None = 5.0,
     norm: torch.Tensor | float | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The SDPO distillation loss on response tokens (SDPO.md section 2, paper sections 2 and 5).
+    """The SDPO distillation loss on response tokens (docs/reference/SDPO.md section 2, paper sections 2 and 5).
 
-        L = sum_t m_t * w_t * D_t(pi(.|x, y_<t) / T, sg q(.|c, y_<t) / T) / sum_t m_t
+        L = sum_t m_t * w_t * D_t(pi(.|x, y_<t) / T, sg q(.|c, y_<t) / T) / n_t
 
     student_logits, teacher_logits: (N, V) at the N response positions (the teacher under no_grad);
     response_ids: (N,) the tokens the student sampled; mask: (N,) 1 for tokens that count;
     logp_old: (N,) the sampler's log-probs of response_ids (None: on-policy, w_t = 1);
-    norm: the token count to divide by (gradient accumulation over micro-batches passes the
-    whole batch's count; default: this mask's sum). Masked tokens contribute exactly zero.
+    norm: n_t, what each token's term is divided by: a number (token-mean: the whole batch's token
+    count, so that micro-batches accumulate to one mean), or an (N,) tensor (sequence-mean:
+    sequence_norm, each attempt over its own tokens); default: this mask's sum. Masked tokens
+    contribute exactly zero, to the value and to the gradient.
     Returns (loss, stats) with stats detached: mean KL and mean importance weight.
     """
     teacher_logits = teacher_logits.detach()  # stop-gradient: the teacher is never differentiated
+    keep = (mask > 0)[:, None]  # (N, 1)
+    if not bool(keep.all()):  # masked rows become zeros first: a NaN there reaches neither the value nor the gradient
+        student_logits = torch.where(keep, student_logits, torch.zeros_like(student_logits))  # (N, V)
+        teacher_logits = torch.where(keep, teacher_logits, torch.zeros_like(teacher_logits))  # (N, V)
     s_logits = student_logits / temperature  # (N, V)
     t_logits = teacher_logits / temperature  # (N, V)
     s_logp, t_logp = topk_logprobs(s_logits, t_logits, top_k, tail)  # (N, K')
@@ -147,12 +154,38 @@ def sdpo_loss(
     tok_logp = F.log_softmax(_upcast(s_logits), -1).gather(-1, response_ids[:, None]).squeeze(-1)  # (N,)
     w = importance_weights(tok_logp, logp_old, is_clip)  # (N,)
     m = mask.to(d.dtype)  # (N,)
-    denom = m.sum().clamp(min=1.0) if norm is None else torch.as_tensor(norm, dtype=d.dtype).clamp(min=1.0)
-    loss = (torch.where(m > 0, w * d, torch.zeros_like(d))).sum() / denom  # where(): NaN-safe masking
+    denom = m.sum().clamp(min=1.0) if norm is None else torch.as_tensor(norm, dtype=d.dtype).clamp(min=1.0)  # () or (N,)
+    loss = (torch.where(m > 0, w * d / denom, torch.zeros_like(d))).sum()  # where(): NaN-safe masking
     with torch.no_grad():
         n = m.sum().clamp(min=1.0)
         stats = {"kl": (kl(s_logp, t_logp) * m).sum() / n, "is_weight": (w * m).sum() / n, "tokens": m.sum()}
     return loss, stats
+
+
+def sequence_norm(lengths: Sequence[int], n_sequences: int | None = None) -> torch.Tensor:
+    """Per-token divisors for the sequence mean: token t of attempt i gets len_i * G.  -> (sum len_i,)
+
+        L = 1/G sum_i 1/len_i sum_{t in y_i} D_it    (G = n_sequences, default len(lengths))
+
+    The authors' runs: micro-batches of one sequence, each divided by its own token count, then
+    averaged over micro-batches (docs/reference/SDPO.md section 2, step 5), so a long attempt weighs as much as a
+    short one. A micro-batch passes its own attempts' lengths and the whole batch's G.
+    """
+    g = float(n_sequences if n_sequences is not None else len(lengths))
+    return torch.cat([torch.full((n,), float(n) * g) for n in lengths]) if lengths else torch.zeros(0)
+
+
+def trust_region_logits(reference: torch.Tensor, student: torch.Tensor, rate: float) -> torch.Tensor:
+    """The trust-region teacher as the authors define it: lerp(reference, student, c).  (N, V) x2 -> (N, V)
+
+        teacher = (1 - c) * reference + c * student
+
+    reference: the base model's logits on the teacher context (adapter off); student: the current
+    adapter's on the same context; c = sdpo.trust_region_rate (authors: the teacher update rate,
+    0.05: mostly the reference). Mixing logits equals mixing log-probs up to the log-normaliser, which
+    the softmax removes.
+    """
+    return torch.lerp(reference, student, rate)
 
 
 def grpo_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -166,38 +199,15 @@ def grpo_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 def grpo_token_loss(tok_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, w: torch.Tensor,
                     norm: torch.Tensor | float | None = None) -> torch.Tensor:
-    """-sum_t m_t w_t A_t log pi(y_t) / sum_t m_t: the policy-gradient term of the hybrid objective.  (N,) x4 -> ()"""
+    """-sum_t m_t w_t A_t log pi(y_t) / n_t: the policy-gradient term of the hybrid objective (n_t as in
+    sdpo_loss).  (N,) x4 -> ()"""
     m = mask.to(tok_logp.dtype)
     denom = m.sum().clamp(min=1.0) if norm is None else torch.as_tensor(norm, dtype=tok_logp.dtype).clamp(min=1.0)
-    return -(m * w * adv * tok_logp).sum() / denom
+    return -(m * w * adv * tok_logp / denom).sum()
 
 
 # ---------------------------------------------------------------------------------------------
 # The self-teacher
-
-
-def teacher_message(question: str, feedback: str | None, solution: str | None,
-                    restate_format: bool = False) -> str | None:
-    """The reprompt c = reprompt(x, f, s) of SDPO.md section 3; None when there is nothing to teach.
-
-    The attempt itself is never shown (showing it did worse in the paper's ablation); `solution` is a
-    successful *sibling* attempt, never the attempt being graded. `restate_format` (not in the
-    paper; the learner's option of that name, on by default there): the question's answer-format line
-    (problems.ANSWER_LINE) said again at the very end, so that "Correctly solve the original question."
-    is not the teacher's last instruction.
-    """
-    if not feedback and not solution:
-        return None
-    text = question
-    if solution:
-        text += f"\nCorrect solution:\n\n{solution}\n\n"
-    if feedback:
-        text += f"\nThe following is feedback from your unsuccessful earlier attempt:\n\n{feedback}\n\n"
-    text += "\nCorrectly solve the original question.\n"
-    return text + (f"\n{ANSWER_LINE}\n" if restate_format else "")
-
-
-TEACHERS = ("ema", "frozen", "trust-region", "current")
 
 
 class Teacher:
@@ -207,14 +217,15 @@ class Teacher:
     ema:          theta' <- (1 - r) theta' + r theta after every update, from the initial adapter
                   (LoRA's B = 0, so the initial teacher is the base model). Paper default, r = 0.01.
     frozen:       the initial adapter forever (EMA with r = 0).
-    trust-region: logits (1 - m) * current + m * reference (the base model, adapter disabled).
+    trust-region: logits (1 - c) * reference + c * current, the reference being the base model
+                  (adapter disabled), c = trust_region_rate (the authors': lerp(reference, student, c)).
     current:      the student itself under no_grad (diverges in the paper; an option only).
     """
 
-    def __init__(self, model: torch.nn.Module, kind: str = "ema", ema_rate: float = 0.01, mix: float = 0.5) -> None:
+    def __init__(self, model: torch.nn.Module, kind: str = "ema", ema_rate: float = 0.01) -> None:
         if kind not in TEACHERS:
             raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {kind!r}")
-        self.kind, self.mix = kind, mix
+        self.kind = kind
         self.rate = 0.0 if kind == "frozen" else ema_rate
         self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}  # the adapter
         self.shadow = {n: p.detach().clone() for n, p in self.params.items()} if kind in ("ema", "frozen") else {}
@@ -253,73 +264,6 @@ class Teacher:
 
 # ---------------------------------------------------------------------------------------------
 # One update
-
-
-@dataclass
-class SDPOConfig:
-    """Every knob of the update, with the paper's test-time defaults where it has one (SDPO.md section 4)."""
-
-    alpha: float = 1.0  # 1 reverse KL (paper, code), 0 forward KL, between: JSD
-    top_k: int | None = 20  # None: the full vocabulary
-    tail_bucket: bool = True  # False: renormalise over the top-K
-    temperature: float = 1.0  # the sampling temperature; logits are divided by it
-    is_clip: float = 2.0  # importance-weight clip
-    adv_clip: float | None = 5.0  # upper clamp on the per-token advantage log q - log pi (reverse KL only)
-    teacher: str = "ema"  # ema | frozen | trust-region | current
-    ema_rate: float = 0.01
-    trust_region_mix: float = 0.5
-    hybrid_lambda: float = 0.0  # A = lambda A_GRPO + (1 - lambda) A_SDPO; 0 = pure SDPO (paper test time)
-    # LoRA learning rate (paper: 1e-6 for full fine-tuning; SDPO.md: 1e-5..1e-4 usual for a LoRA). 1e-3 fell
-    # fastest in a small KL sweep, but one update at 1e-3 turned every answer of Qwen into prose (README,
-    # "Choosing the learning rate").
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    micro_batch_size: int = 4  # sequences per forward; gradients accumulate over the batch
-    logit_chunk: int = 256  # response positions per lm_head chunk (a 151k vocabulary dominates memory)
-    gradient_checkpointing: bool = False
-    share_prefix: bool = True  # run the shared prompt once per step, and each distinct teacher context once
-    # Not in the paper: end the teacher's reprompt with the question's answer-format line again. Under the
-    # paper's template the self-teacher favours prose-first answers, which the update then teaches whatever
-    # the feedback says (README, "The teacher's template"). False: the paper's template.
-    restate_format: bool = True
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-    def __post_init__(self) -> None:
-        self.lora_targets = tuple(self.lora_targets)
-        self.validate()
-
-    def validate(self) -> None:
-        def bad(name: str, why: str) -> ValueError:
-            return ValueError(f"SDPO setting '{name}' = {getattr(self, name)!r}: {why}")
-
-        if not 0.0 <= self.alpha <= 1.0:
-            raise bad("alpha", "must be in [0, 1] (1 reverse KL, 0 forward KL, between JSD)")
-        if self.top_k is not None and self.top_k < 1:
-            raise bad("top_k", "must be >= 1, or none for the full vocabulary")
-        for name in ("temperature", "lr", "grad_clip", "is_clip"):
-            if not getattr(self, name) > 0:
-                raise bad(name, "must be > 0")
-        if self.adv_clip is not None and self.adv_clip <= 0:
-            raise bad("adv_clip", "must be > 0, or none to turn it off")
-        if self.teacher not in TEACHERS:
-            raise bad("teacher", f"must be one of {', '.join(TEACHERS)}")
-        for name in ("ema_rate", "trust_region_mix", "hybrid_lambda", "lora_dropout"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise bad(name, "must be in [0, 1]")
-        for name in ("micro_batch_size", "logit_chunk", "lora_r", "lora_alpha"):
-            if getattr(self, name) < 1:
-                raise bad(name, "must be >= 1")
-        if self.weight_decay < 0:
-            raise bad("weight_decay", "must be >= 0")
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["lora_targets"] = list(self.lora_targets)
-        return d
 
 
 @dataclass
@@ -433,7 +377,7 @@ class SDPOLearner:
         if not self.params:
             raise ValueError("the model has no trainable parameters: attach a LoRA adapter first (attach_lora)")
         self.opt = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
-        self.teacher = Teacher(model, config.teacher, config.ema_rate, config.trust_region_mix)
+        self.teacher = Teacher(model, config.teacher, config.ema_rate)
         self.steps = 0
         if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -496,7 +440,7 @@ class SDPOLearner:
         return h_t, h_ref
 
     def step(self, rollouts: Sequence[Rollout]) -> StepStats:
-        """One SDPO update on a batch of attempts (one optimizer step: on-policy, SDPO.md section 2).
+        """One SDPO update on a batch of attempts (one optimizer step: on-policy, docs/reference/SDPO.md section 2).
 
         Teacher hidden states for all attempts first, under no_grad on the teacher context + the same
         response. The student's prompt, shared by the batch, runs once with grad; its key/value cache is
@@ -517,7 +461,7 @@ class SDPOLearner:
         use.sort(key=lambda i: len(rollouts[i].prompt_ids) + len(rollouts[i].response_ids))  # less padding
         self.model.train()
         self.opt.zero_grad(set_to_none=True)
-        n_tok = float(sum(len(rollouts[i].response_ids) for i in use))  # token-mean over the whole batch
+        n_tok = float(sum(len(rollouts[i].response_ids) for i in use))  # loss_norm "token": one mean over the batch
         # Teacher first: swapping its weights in and out must not touch tensors the student's graph saved.
         h_t_all, h_ref_all = self._teacher_hidden([rollouts[i].teacher_prompt_ids or rollouts[i].prompt_ids for i in use],
                                                   [rollouts[i].response_ids for i in use])  # (N_all, H)
@@ -543,6 +487,8 @@ class SDPOLearner:
             old = [rollouts[i].logp_old for i in idx]
             logp_old = (torch.tensor([x for o, r in zip(old, resp) for x in (o or [0.0] * len(r))], device=h_s.device)
                         if all(o is not None for o in old) else None)  # (N,)
+            # loss_norm "sequence": token t of attempt i is divided by len_i * G (each attempt over its own tokens)
+            norm = sequence_norm([len(r) for r in resp], len(use)).to(h_s.device) if cfg.loss_norm == "sequence" else None  # (N,)
             h_leaf = h_s.detach().requires_grad_(True)  # (N, H): chunk losses backprop into this first
             for c in range(0, ids.numel(), cfg.logit_chunk):
                 sl = slice(c, c + cfg.logit_chunk)
@@ -550,17 +496,18 @@ class SDPOLearner:
                 with torch.no_grad():
                     t_logits = head(h_t[sl])  # (C, V)
                     if h_ref is not None:
-                        t_logits = (1 - cfg.trust_region_mix) * t_logits + cfg.trust_region_mix * head(h_ref[sl])
+                        t_logits = trust_region_logits(head(h_ref[sl]), t_logits, cfg.trust_region_rate)
                 loss, st = sdpo_loss(
                     s_logits, t_logits, ids[sl], has_teacher[sl], alpha=cfg.alpha, top_k=cfg.top_k,
                     tail=cfg.tail_bucket, temperature=cfg.temperature,
                     logp_old=None if logp_old is None else logp_old[sl], is_clip=cfg.is_clip,
-                    adv_clip=cfg.adv_clip, norm=n_tok,
+                    adv_clip=cfg.adv_clip, norm=n_tok if norm is None else norm[sl],
                 )
                 if cfg.hybrid_lambda > 0:
                     tok_logp = F.log_softmax(_upcast(s_logits) / cfg.temperature, -1).gather(-1, ids[sl, None]).squeeze(-1)
                     w = importance_weights(tok_logp, None if logp_old is None else logp_old[sl], cfg.is_clip)
-                    g = grpo_token_loss(tok_logp, adv[sl], torch.ones_like(tok_logp), w, norm=n_tok)
+                    g = grpo_token_loss(tok_logp, adv[sl], torch.ones_like(tok_logp), w,
+                                        norm=n_tok if norm is None else norm[sl])
                     loss = (1 - cfg.hybrid_lambda) * loss + cfg.hybrid_lambda * g
                 loss.backward()
                 n_c = float(st["tokens"])

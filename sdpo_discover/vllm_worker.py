@@ -11,9 +11,10 @@ in that venv). One request per line on stdin, one response per line on stdout:
      "gpu_memory_utilization": 0.5, "device": "auto", "seed": 0}
         -> {"id": 1, "ok": true, "start_s": 14.2, "platform": "cpu", "vllm_version": "0.32.0",
             "stop_token_ids": [2]}
-    {"id": 2, "op": "generate", "prompt_ids": [...], "n": 8, "seed": 0,
+    {"id": 2, "op": "generate", "prompts": [[...], ...], "seeds": [s_0, ...],
      "params": {"max_new_tokens": 1024, "temperature": 1.0, "top_p": 1.0, "top_k": 0},
-     "lora": {"name": "adapter-v3", "id": 4, "path": DIR} | null}
+     "lora": {"name": "run-v3", "id": 4, "path": DIR} | null}
+        (one sequence per prompt, each with its own seed: copies of a prompt get different seeds)
         -> {"id": 2, "ok": true, "seconds": 1.2, "completions": [{"text": "...", "token_ids": [...],
             "finish_reason": "stop" | "length", "logprobs": [...]}, ...]}
     {"id": 3, "op": "shutdown"} -> {"id": 3, "ok": true}, then the worker exits.
@@ -106,20 +107,22 @@ def _generate(req: dict) -> dict:
     from vllm.lora.request import LoRARequest
 
     p = req["params"]
-    n, copies = int(req["n"]), 1
-    if float(p["temperature"]) == 0 and n > 1:  # vLLM refuses n > 1 with greedy: n copies of the prompt
-        n, copies = 1, n
-    sampling = SamplingParams(
-        n=n,
-        temperature=float(p["temperature"]),
-        top_p=float(p["top_p"]),
-        top_k=int(p["top_k"]),
-        max_tokens=int(p["max_new_tokens"]),
-        seed=int(req["seed"]),
-        logprobs=0,  # the sampled token's own log-prob (raw model, temperature 1: logprobs_mode raw_logprobs)
-        stop_token_ids=list(STOP_TOKEN_IDS),
-    )
-    prompts = [{"prompt_token_ids": [int(t) for t in req["prompt_ids"]]}] * copies
+    sampling = [
+        SamplingParams(
+            n=1,
+            temperature=float(p["temperature"]),
+            top_p=float(p["top_p"]),
+            top_k=int(p["top_k"]),
+            max_tokens=int(p["max_new_tokens"]),
+            seed=int(seed),
+            logprobs=0,  # the sampled token's own log-prob (raw model, temperature 1: logprobs_mode raw_logprobs)
+            stop_token_ids=list(STOP_TOKEN_IDS),
+        )
+        for seed in req["seeds"]
+    ]
+    prompts = [{"prompt_token_ids": [int(t) for t in ids]} for ids in req["prompts"]]
+    if len(prompts) != len(sampling):
+        raise ValueError(f"{len(prompts)} prompts but {len(sampling)} seeds")
     lora = req.get("lora")
     lora_request = LoRARequest(lora["name"], int(lora["id"]), lora["path"]) if lora else None
     if lora_request is not None and lora_request.lora_int_id != LAST_LORA_ID:

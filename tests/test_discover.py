@@ -1,6 +1,6 @@
-"""The discovery loop (`discover.Solver`, `sdpo-discover solve`): the run directory, exact resume after a
-hard kill at every phase of a step, settings, and the CLI. Tiny random models built in-process; the
-learning-signal test is in test_discover_learning.py."""
+"""The discovery loop (`discover.Solver`, `sdpo-discover solve`) for all three methods: the run directory,
+exact resume after a hard kill at every phase of a step, Ctrl-C and SIGTERM, settings, and the CLI. Tiny
+random models built in-process; the learning-signal test is in test_discover_learning.py."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from sdpo_discover.cli import app
-from sdpo_discover.discover import (Attempt, ConfigError, RunDir, RunDirError, SolveConfig, Solver, merge_settings,
-                                    parse_assignment, read_jsonl)
+from sdpo_discover.config import ConfigError, SolveConfig, merge_settings, parse_assignment
+from sdpo_discover.discover import RunDirError, Solver
+from sdpo_discover.store import Attempt, RunDir, read_jsonl
 from sdpo_discover.models import save_tiny_model
 from sdpo_discover.problems import load_problem
 
@@ -37,9 +38,16 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def small_config(tiny_dir: Path, **kw: Any) -> SolveConfig:
+METHODS = ("sdpo", "best-of-k", "multi-turn")
+METHOD_ARGS = {"sdpo": ["--set", "sdpo.lr=0.05"], "best-of-k": ["--method", "best-of-k"],
+               "multi-turn": ["--method", "multi-turn"]}  # the CLI's form of small_config's settings
+
+
+def small_config(tiny_dir: Path, method: str = "sdpo", **kw: Any) -> SolveConfig:
     base = dict(problem=str(PROBLEM), model=str(tiny_dir), budget=12, batch_size=4, sandbox="local", seed=3,
-                max_new_tokens=8, gen_batch_size=4, sdpo={"lr": 0.05})
+                max_new_tokens=8, gen_batch_size=4, method=method)
+    if method == "sdpo":
+        base["sdpo"] = {"lr": 0.05}
     return SolveConfig.from_dict(merge_settings(base, kw))
 
 
@@ -56,7 +64,8 @@ def run_contents(run: Path) -> dict[str, Any]:
         "steps": stable(read_jsonl(rd.steps)),
         "adapters": {f.name: load_file(str(f / "adapter_model.safetensors")) for f in sorted(rd.adapters.glob("v*"))},
         "teacher": {f.name: load_file(str(f / "teacher.safetensors")) for f in sorted(rd.adapters.glob("v*"))},
-        "summary": {k: summary[k] for k in ("solved", "first_success_index", "attempts_used", "steps", "stopped")},
+        "summary": {k: summary[k] for k in ("solved", "first_success_index", "attempts_used", "steps", "stopped",
+                                            "method")},
     }
 
 
@@ -73,11 +82,19 @@ def assert_same_run(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """An uninterrupted run: what every killed-and-resumed run must equal."""
-    run = tmp_path_factory.mktemp("ref") / "run"
-    Solver(small_config(tiny_dir), run, problem=load_problem(PROBLEM)).run()
-    return run_contents(run)
+def references(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Uninterrupted runs, one per method: what every killed-and-resumed run must equal."""
+    out = {}
+    for method in METHODS:
+        run = tmp_path_factory.mktemp("ref") / method
+        Solver(small_config(tiny_dir, method), run, problem=load_problem(PROBLEM)).run()
+        out[method] = run_contents(run)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(references: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return references["sdpo"]
 
 
 def test_run_directory_holds_everything(reference: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
@@ -98,7 +115,8 @@ def test_run_directory_holds_everything(reference: dict[str, Any], tiny_dir: Pat
     assert steps[0]["loss"] is not None and steps[0]["rollouts"] == 4 and steps[2]["loss"] is None  # no update after the last
     assert sorted(f.name for f in rd.adapters.iterdir()) == ["v00000", "v00001", "v00002"]
     assert (rd.adapter(1) / "adapter_config.json").is_file() and (rd.adapter(1) / "teacher.safetensors").is_file()
-    assert rd.state.is_file() and rd.batch(2).is_file()
+    assert json.loads(rd.state.read_text()) == {"steps": 2, "adapter_version": 2} and rd.batch(2).is_file()
+    assert not (rd.adapter(1) / "learner.pt").exists() and (rd.adapter(2) / "learner.pt").is_file()  # the newest only
     assert not summary.solved and summary.attempts_used == 12 and summary.steps == 3 and summary.stopped == "budget"
     assert abs(summary.wall_s - (summary.generate_s + summary.execute_s + summary.update_s + summary.other_s)) < 1e-6
     # the adapter moved, the EMA teacher moved 1% of the way
@@ -110,10 +128,14 @@ def test_run_directory_holds_everything(reference: dict[str, Any], tiny_dir: Pat
 
 # -- crash safety: a hard kill (os._exit, no clean-up) at each phase of a step, then resume ---------------------
 
+PHASES = [(m, p) for m in METHODS for p in ("sampled", "mid-grading", "committed")] + [
+    ("sdpo", "after-optimizer-step"), ("sdpo", "adapter-written")]
 
-def _killed_run(tiny_dir: str, run: str, phase: str) -> None:
-    """In a forked child: run, and die like kill -9 at `phase` of step 1 (no finally, no flush, no atexit)."""
-    import sdpo_discover.discover as d
+
+def _killed_run(tiny_dir: str, run: str, method: str, phase: str) -> None:
+    """In a spawned child: run, and die like kill -9 at `phase` of step 1 (no finally, no flush, no atexit)."""
+    import sdpo_discover.methods as m
+    import sdpo_discover.store as st
 
     def die() -> None:
         os._exit(137)
@@ -128,45 +150,43 @@ def _killed_run(tiny_dir: str, run: str, phase: str) -> None:
             if phase == "mid-grading" and seen["attempt"] == 2:
                 die()
 
-    orig_update, orig_save, orig_state = d.Solver._update, d.Solver._save_adapter, d.Solver._save_state
-
-    def update(self: Any, attempts: list[Any]) -> Any:
-        stats = orig_update(self, attempts)
-        if phase == "after-optimizer-step" and self.version == 1:
-            die()
-        return stats
+    orig_save, orig_commit = m.SDPOMethod.save_adapter, st.RunDir.commit
 
     def save_adapter(self: Any, version: int) -> None:
+        if phase == "after-optimizer-step" and version == 2:
+            die()  # the optimizer has stepped, nothing of version 2 is on disk
         orig_save(self, version)
         if phase == "adapter-written" and version == 2:
             die()
 
-    def save_state(self: Any, steps: int) -> None:
-        orig_state(self, steps)
-        if phase == "state-written" and steps == 2:
+    def commit(self: Any, steps: int, *args: Any) -> None:
+        orig_commit(self, steps, *args)
+        if phase == "committed" and steps == 2:
             die()
 
-    d.Solver._update, d.Solver._save_adapter, d.Solver._save_state = update, save_adapter, save_state
-    cfg = small_config(Path(tiny_dir))
-    d.Solver(cfg, Path(run), problem=load_problem(PROBLEM), on_event=on_event).run()
+    m.SDPOMethod.save_adapter, st.RunDir.commit = save_adapter, commit
+    from sdpo_discover.discover import Solver as S
+
+    S(small_config(Path(tiny_dir), method), Path(run), problem=load_problem(PROBLEM), on_event=on_event).run()
     os._exit(0)
 
 
-@pytest.mark.parametrize("phase", ["sampled", "mid-grading", "after-optimizer-step", "adapter-written", "state-written"])
-def test_resume_after_a_hard_kill_is_exact(phase: str, reference: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("method", "phase"), PHASES, ids=[f"{m}-{p}" for m, p in PHASES])
+def test_resume_after_a_hard_kill_is_exact(method: str, phase: str, references: dict[str, Any], tiny_dir: Path,
+                                           tmp_path: Path) -> None:
     run = tmp_path / "run"
     # spawn, not fork: a forked child of a process whose torch thread pool is running can deadlock
-    proc = multiprocessing.get_context("spawn").Process(target=_killed_run, args=(str(tiny_dir), str(run), phase))
+    proc = multiprocessing.get_context("spawn").Process(target=_killed_run, args=(str(tiny_dir), str(run), method, phase))
     proc.start()
     proc.join(300)
     assert proc.exitcode == 137, f"the child was to die at {phase}, exit code {proc.exitcode}"
     assert not RunDir(run).summary.exists()
-    steps_committed = torch.load(RunDir(run).state, weights_only=False)["steps"]
+    steps_committed = json.loads(RunDir(run).state.read_text())["steps"]
     committed = [r for r in read_jsonl(RunDir(run).steps) if r["step"] < steps_committed]
     assert committed and all(r["wall_s"] > 0 for r in committed)
-    summary = Solver(small_config(tiny_dir), run, resume=True).run()
-    assert summary.attempts_used == 12
-    assert_same_run(reference, run_contents(run))
+    summary = Solver(small_config(tiny_dir, method), run, resume=True).run()
+    assert summary.attempts_used == 12 and summary.method == method
+    assert_same_run(references[method], run_contents(run))
     # The killed session's time up to its last commit is not lost: its step records stay, and the resumed
     # run's wall time continues from the last of them.
     final = read_jsonl(RunDir(run).steps)
@@ -216,10 +236,13 @@ def test_settings_parse_and_validate() -> None:
         parse_assignment("lr")
     with pytest.raises(ConfigError, match=r"unknown setting\(s\) bugdet, sdpo.lrr"):
         SolveConfig.from_dict({"bugdet": 3, "sdpo": {"lrr": 1}})
-    with pytest.raises(ConfigError, match=r"'alpha' = 3: must be in \[0, 1\]"):
+    with pytest.raises(ConfigError, match=r"'sdpo.alpha' = 3: must be in \[0, 1\]"):
         SolveConfig.from_dict({"sdpo": {"alpha": 3}})
+    with pytest.raises(ConfigError, match=r"'multi_turn.template' = 'chat': must be one of feedback_only, "):
+        SolveConfig.from_dict({"multi_turn": {"template": "chat"}})
     for key, value, msg in (("budget", 0, "must be an integer >= 1"), ("sampler", "tgi", "must be one of hf, vllm"),
-                            ("temperature", 0, "must be > 0")):
+                            ("temperature", 0, "must be > 0"),
+                            ("method", "grpo", "must be one of sdpo, best-of-k, multi-turn")):
         with pytest.raises(ConfigError, match=f"'{key}' = {value!r}: {msg}"):
             SolveConfig.from_dict({key: value}).validate()
 
@@ -270,19 +293,25 @@ def test_cli_solve_bad_input(tmp_path: Path) -> None:
     r = runner.invoke(app, ["solve", str(tmp_path / "nope.json")])
     assert r.exit_code == 2 and "no such file" in r.output
     r = runner.invoke(app, ["solve", str(PROBLEM), "--set", "sdpo.alpha=2", "--out", str(tmp_path / "r")])
-    assert r.exit_code == 2 and "'alpha' = 2: must be in [0, 1]" in r.output
+    assert r.exit_code == 2 and "Error: setting 'sdpo.alpha' = 2: must be in [0, 1]" in r.output
     r = runner.invoke(app, ["solve", str(PROBLEM), "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "r2")])
     assert r.exit_code == 2 and "no such file or folder" in r.output
     r = runner.invoke(app, ["solve", "--resume"])
     assert r.exit_code == 2 and "--resume needs --out RUN_DIR" in r.output
 
 
-def test_cli_kill_9_mid_run_then_resume(reference: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
+def solve_args(tiny_dir: Path, run: Path, method: str) -> list[str]:
+    """The command line of small_config(tiny_dir, method)."""
+    return [sys.executable, "-m", "sdpo_discover.cli", "solve", str(PROBLEM), "--model", str(tiny_dir), "--budget", "12",
+            "--batch-size", "4", "--sandbox", "local", "--seed", "3", "--set", "max_new_tokens=8",
+            "--set", "gen_batch_size=4", *METHOD_ARGS[method], "--out", str(run), "--quiet"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_cli_kill_9_mid_run_then_resume(method: str, references: dict[str, Any], tiny_dir: Path, tmp_path: Path) -> None:
     """The real command, killed with SIGKILL while it works (twice), then resumed: the same run as never killed."""
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "sdpo_discover.cli", "solve", str(PROBLEM), "--model", str(tiny_dir), "--budget", "12",
-            "--batch-size", "4", "--sandbox", "local", "--seed", "3", "--set", "max_new_tokens=8",
-            "--set", "gen_batch_size=4", "--set", "sdpo.lr=0.05", "--out", str(run), "--quiet"]
+    args = solve_args(tiny_dir, run, method)
     for kill_at in (2, 6):  # attempts graded when the kill lands (then it lands wherever the run is by then)
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 300
@@ -294,18 +323,17 @@ def test_cli_kill_9_mid_run_then_resume(reference: dict[str, Any], tiny_dir: Pat
         args = [sys.executable, "-m", "sdpo_discover.cli", "solve", "--resume", "--out", str(run), "--quiet"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert done.returncode == 1, done.stderr[-2000:]
-    assert_same_run(reference, run_contents(run))
+    assert_same_run(references[method], run_contents(run))
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_cli_ctrl_c_saves_exits_130_and_resumes(sig: int, reference: dict[str, Any], tiny_dir: Path,
+def test_cli_ctrl_c_saves_exits_130_and_resumes(sig: int, method: str, references: dict[str, Any], tiny_dir: Path,
                                                 tmp_path: Path) -> None:
     """Ctrl-C (or SIGTERM) of the real command mid-run: exit 130, a summary saying 'interrupted' that counts the
     attempts on disk, and a resume that ends as the run would have without the interruption."""
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "sdpo_discover.cli", "solve", str(PROBLEM), "--model", str(tiny_dir), "--budget", "12",
-            "--batch-size", "4", "--sandbox", "local", "--seed", "3", "--set", "max_new_tokens=8",
-            "--set", "gen_batch_size=4", "--set", "sdpo.lr=0.05", "--out", str(run), "--quiet"]
+    args = solve_args(tiny_dir, run, method)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while len(read_jsonl(run / "attempts.jsonl")) < 5 and proc.poll() is None and time.monotonic() < deadline:
@@ -319,7 +347,7 @@ def test_cli_ctrl_c_saves_exits_130_and_resumes(sig: int, reference: dict[str, A
     done = subprocess.run([sys.executable, "-m", "sdpo_discover.cli", "solve", "--resume", "--out", str(run), "--quiet"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 1, done.stderr[-2000:]
-    assert_same_run(reference, run_contents(run))
+    assert_same_run(references[method], run_contents(run))
     final = json.loads((run / "summary.json").read_text())
     assert final["stopped"] == "budget" and final["wall_s"] > summary["wall_s"]
 
@@ -330,9 +358,8 @@ def test_attempt_records_roundtrip(reference: dict[str, Any]) -> None:
 
 
 def test_restate_format_ends_the_teachers_reprompt_with_the_answer_line(tiny_dir: Path, tmp_path: Path) -> None:
-    from sdpo_discover.models import chat_prompt_ids
-    from sdpo_discover.problems import ANSWER_LINE, SYSTEM_MESSAGE, question_prompt
-    from sdpo_discover.sdpo import teacher_message
+    from sdpo_discover.prompts import SYSTEM_MESSAGE, chat_prompt_ids, question_prompt, teacher_message
+    from sdpo_discover.prompts import ANSWER_LINE
 
     q = question_prompt(load_problem(PROBLEM))
     for flag in (False, True):
@@ -340,7 +367,7 @@ def test_restate_format_ends_the_teachers_reprompt_with_the_answer_line(tiny_dir
                         problem=load_problem(PROBLEM))
         solver._load()
         want = chat_prompt_ids(solver.tokenizer, teacher_message(q, "Wrong Answer", None, flag), SYSTEM_MESSAGE)
-        assert solver._teacher_prompt("Wrong Answer") == want
+        assert solver.method.p.teacher_ids("Wrong Answer") == want
     assert teacher_message(q, "fb", None, restate_format=True).endswith("original question.\n\n" + ANSWER_LINE + "\n")
 
 
@@ -377,11 +404,12 @@ def test_solve_with_the_vllm_sampler_serves_each_adapter_version(tmp_path: Path)
 
     def on_event(kind: str, payload: dict[str, Any]) -> None:
         if kind == "sampled":
-            served.append(solver.sampler._adapter)
+            served.append(solver.sampler.lora_request())
 
     solver = Solver(cfg, tmp_path / "run", problem=load_problem(PROBLEM), on_event=on_event)
     summary = solver.run()
     rd = RunDir(tmp_path / "run")
     assert summary.attempts_used == 8 and [a.adapter_version for a in rd.load_attempts()] == [0] * 4 + [1] * 4
-    assert served == [None, (1, rd.adapter(1).resolve())]  # v0 = the base model (LoRA B = 0), then v1's folder
+    # v0 = the base model (LoRA B = 0), then v1's folder under a name and id unique to this run and version
+    assert served == [None, {"name": "run-v1", "id": 1, "path": str(rd.adapter(1).resolve())}]
     assert all(a.n_tokens > 0 for a in rd.load_attempts())

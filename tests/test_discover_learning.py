@@ -21,12 +21,13 @@ from typing import Any
 import pytest
 import torch
 
-from sdpo_discover.discover import SolveConfig, Solver, merge_settings
+from sdpo_discover.config import SolveConfig, merge_settings
+from sdpo_discover.discover import Solver
 from sdpo_discover.feedback import render_feedback
-from sdpo_discover.models import CHATML_TEMPLATE, chat_prompt_ids
-from sdpo_discover.problems import SYSTEM_MESSAGE, Problem, TestCase, question_prompt
+from sdpo_discover.models import CHATML_TEMPLATE
+from sdpo_discover.prompts import SYSTEM_MESSAGE, chat_prompt_ids, question_prompt, teacher_message
+from sdpo_discover.problems import Problem, TestCase
 from sdpo_discover.sandbox.verdicts import AttemptResult, AttemptStatus, TestVerdict, Verdict
-from sdpo_discover.sdpo import teacher_message
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")]
@@ -151,10 +152,12 @@ def self_teacher() -> tuple[Any, Any]:
 def first_success(model: Any, tok: Any, tmp: Path, seed: int, learn: bool) -> int:
     """Attempts until the first pass (BUDGET + 1 when none passed)."""
     target = f"{random.Random(1000 + seed).randrange(100):02d}"
+    learner = {"sdpo.lr": 3e-2, "sdpo.restate_format": RESTATE, "sdpo.lora_r": 8,
+               "sdpo.lora_targets": ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]}
     cfg = SolveConfig.from_dict(merge_settings(
-        dict(problem="secret", model="in-process", budget=BUDGET, batch_size=BATCH, seed=seed, learn=learn,
-             max_new_tokens=4, gen_batch_size=BATCH, temperature=1.0, top_p=1.0),
-        {"sdpo.lr": 3e-2, "sdpo.restate_format": RESTATE, "sdpo.lora_r": 8, "sdpo.lora_targets": ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]}))
+        dict(problem="secret", model="in-process", budget=BUDGET, batch_size=BATCH, seed=seed,
+             method="sdpo" if learn else "best-of-k", max_new_tokens=4, gen_batch_size=BATCH, temperature=1.0,
+             top_p=1.0), learner if learn else {}))
     run = tmp / f"{'sdpo' if learn else 'sample'}-{seed}"
     s = Solver(cfg, run, problem=secret_problem(target), judge=SecretJudge(), model=copy.deepcopy(model),
                tokenizer=tok).run()

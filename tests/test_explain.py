@@ -28,9 +28,10 @@ from sdpo_discover.explain import (
     token_credit,
     token_texts,
 )
-from sdpo_discover.models import chat_prompt_ids, save_tiny_model, tiny_model, tiny_tokenizer
-from sdpo_discover.problems import SYSTEM_MESSAGE, problem_from_dict, question_prompt
-from sdpo_discover.sdpo import SDPOConfig, Teacher, attach_lora, teacher_message
+from sdpo_discover.models import save_tiny_model, tiny_model, tiny_tokenizer
+from sdpo_discover.prompts import SYSTEM_MESSAGE, chat_prompt_ids, question_prompt, teacher_message
+from sdpo_discover.problems import problem_from_dict
+from sdpo_discover.sdpo import SDPOConfig, Teacher, attach_lora
 
 FULL_VOCAB = 101  # 4 specials + the tiny tokenizer's whole 97-character alphabet: no <unk> in code
 PROBLEM = {"id": "sum", "title": "Sum", "statement": "Read a and b; print a + b.", "test_type": "stdin",

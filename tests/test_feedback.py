@@ -1,4 +1,4 @@
-"""Feedback text: the judge style and caps of SDPO.md section 7, checked against exact strings."""
+"""Feedback text: the judge style and caps of docs/reference/SDPO.md section 7, checked against exact strings."""
 
 from __future__ import annotations
 

@@ -218,15 +218,15 @@ def hf(tiny: Tiny) -> HFSampler:
 
 def test_hf_n_completions_consistent_and_seeded(hf: HFSampler, tiny: Tiny) -> None:
     params = SamplingParams(max_new_tokens=24, temperature=1.0)
-    a = hf.generate(tiny.prompt_ids, 7, params, seed=11)  # 3 batches: 3 + 3 + 1
+    a = hf.generate([tiny.prompt_ids] * 7, params, seed=11)  # 3 batches: 3 + 3 + 1
     assert len(a) == 7
     for c in a:
         check_consistent(c, tiny.tokenizer, 24)
     assert len({tuple(c.token_ids) for c in a}) == 7  # a near-uniform model: all different
-    b = hf.generate(tiny.prompt_ids, 7, params, seed=11)
+    b = hf.generate([tiny.prompt_ids] * 7, params, seed=11)
     assert [c.token_ids for c in b] == [c.token_ids for c in a]
     assert [c.text for c in b] == [c.text for c in a]
-    c = hf.generate(tiny.prompt_ids, 7, params, seed=12)
+    c = hf.generate([tiny.prompt_ids] * 7, params, seed=12)
     assert [x.token_ids for x in c] != [x.token_ids for x in a]
 
 
@@ -235,7 +235,7 @@ def test_hf_seed_leaves_callers_rng_and_training_mode(hf: HFSampler, tiny: Tiny)
     state = torch.get_rng_state()
     hf.model.train()
     try:
-        hf.generate(tiny.prompt_ids, 2, SamplingParams(max_new_tokens=4), seed=0)
+        hf.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=4), seed=0)
         assert hf.model.training
     finally:
         hf.model.eval()
@@ -244,7 +244,7 @@ def test_hf_seed_leaves_callers_rng_and_training_mode(hf: HFSampler, tiny: Tiny)
 
 def test_hf_logprobs_are_raw_model_logprobs(hf: HFSampler, tiny: Tiny) -> None:
     """At temperature 0.5 and top-k 5 the recorded log-probs are still those of the raw model (T = 1)."""
-    for c in hf.generate(tiny.prompt_ids, 3, SamplingParams(max_new_tokens=10, temperature=0.5, top_k=5), seed=3):
+    for c in hf.generate([tiny.prompt_ids] * 3, SamplingParams(max_new_tokens=10, temperature=0.5, top_k=5), seed=3):
         ref = forward_logprobs(hf.model, tiny.prompt_ids, c.token_ids)
         assert c.logprobs == pytest.approx(ref, abs=1e-4)
 
@@ -253,14 +253,14 @@ def test_hf_truncation_and_eos_stripping(tiny: Tiny) -> None:
     hf = HFSampler(load_peft(tiny), tiny.tokenizer)
     hf.load_adapter(tiny.adapters[0], 1)
     target = tiny.target_ids[0]
-    full = hf.generate(tiny.prompt_ids, 4, SamplingParams(max_new_tokens=len(target) + 10), seed=0)
+    full = hf.generate([tiny.prompt_ids] * 4, SamplingParams(max_new_tokens=len(target) + 10), seed=0)
     for c in full:  # stopped on eos: kept as the last id, nothing after it, not in the text
         assert c.token_ids == target and not c.truncated and c.text == TARGETS[0]
         check_consistent(c, tiny.tokenizer, len(target) + 10)
-    short = hf.generate(tiny.prompt_ids, 2, SamplingParams(max_new_tokens=5), seed=0)
+    short = hf.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=5), seed=0)
     for c in short:
         assert c.truncated and c.token_ids == target[:5] and c.text == TARGETS[0][:5]
-    exact = hf.generate(tiny.prompt_ids, 1, SamplingParams(max_new_tokens=len(target)), seed=0)[0]
+    exact = hf.generate([tiny.prompt_ids], SamplingParams(max_new_tokens=len(target)), seed=0)[0]
     assert not exact.truncated and exact.token_ids == target  # eos as the very last allowed token
 
 
@@ -270,8 +270,22 @@ def test_hf_left_padding_batches_prompts_of_different_lengths(tiny: Tiny) -> Non
     prompts = [tiny.prompt_ids, tiny.tokenizer("x").input_ids, tiny.tokenizer("a longer prompt here").input_ids]
     with torch.random.fork_rng():
         batched = hf._generate_batch(prompts, greedy, torch.device("cpu"))
-    alone = [hf.generate(p, 1, greedy, seed=0)[0] for p in prompts]
+    alone = [hf.generate([p], greedy, seed=0)[0] for p in prompts]
     assert [c.token_ids for c in batched] == [c.token_ids for c in alone]
+
+
+def test_hf_one_prompt_per_sequence(tiny: Tiny) -> None:
+    """A batch of different prompts (a multi-turn step's chains) in one call: each sequence continues its own."""
+    hf = HFSampler(load_peft(tiny, tiny.random_adapter), tiny.tokenizer, batch_size=2)
+    greedy = SamplingParams(max_new_tokens=12, temperature=0)
+    prompts = [tiny.prompt_ids, tiny.tokenizer("x").input_ids, tiny.tokenizer("a longer prompt here").input_ids]
+    mixed = hf.generate([prompts[0], prompts[1], prompts[0], prompts[2]], greedy, seed=0)
+    alone = [hf.generate([p], greedy, seed=0)[0] for p in prompts]
+    assert [c.token_ids for c in mixed] == [alone[0].token_ids, alone[1].token_ids, alone[0].token_ids,
+                                            alone[2].token_ids]
+    sampled = SamplingParams(max_new_tokens=12)
+    assert [c.token_ids for c in hf.generate(prompts, sampled, seed=4)] == [
+        c.token_ids for c in hf.generate(prompts, sampled, seed=4)]  # seeded
 
 
 def test_hf_ignores_the_checkpoints_generation_defaults(tiny: Tiny) -> None:
@@ -279,29 +293,29 @@ def test_hf_ignores_the_checkpoints_generation_defaults(tiny: Tiny) -> None:
     model = load_peft(tiny)
     model.get_base_model().generation_config.top_k = 1
     hf = HFSampler(model, tiny.tokenizer)
-    samples = hf.generate(tiny.prompt_ids, 4, SamplingParams(max_new_tokens=8), seed=0)
+    samples = hf.generate([tiny.prompt_ids] * 4, SamplingParams(max_new_tokens=8), seed=0)
     assert len({tuple(c.token_ids) for c in samples}) == 4
     assert model.get_base_model().generation_config.top_k == 1  # restored
-    top1 = hf.generate(tiny.prompt_ids, 2, SamplingParams(max_new_tokens=8, top_k=1), seed=0)
-    greedy = hf.generate(tiny.prompt_ids, 1, SamplingParams(max_new_tokens=8, temperature=0), seed=5)
+    top1 = hf.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=8, top_k=1), seed=0)
+    greedy = hf.generate([tiny.prompt_ids], SamplingParams(max_new_tokens=8, temperature=0), seed=5)
     assert top1[0].token_ids == top1[1].token_ids == greedy[0].token_ids
 
 
 def test_hf_load_adapter_changes_samples(tiny: Tiny) -> None:
     hf = HFSampler(load_peft(tiny), tiny.tokenizer)
     params = SamplingParams(max_new_tokens=32, temperature=1.0)
-    before = hf.generate(tiny.prompt_ids, 4, params, seed=0)
+    before = hf.generate([tiny.prompt_ids] * 4, params, seed=0)
     assert all(c.token_ids != tiny.target_ids[0] for c in before)
     hf.load_adapter(tiny.adapters[0], 1)
     assert hf.adapter_version == 1
-    assert [c.text for c in hf.generate(tiny.prompt_ids, 4, params, seed=0)] == [TARGETS[0]] * 4
+    assert [c.text for c in hf.generate([tiny.prompt_ids] * 4, params, seed=0)] == [TARGETS[0]] * 4
     hf.load_adapter(tiny.adapters[1], 2)
-    assert [c.text for c in hf.generate(tiny.prompt_ids, 4, params, seed=0)] == [TARGETS[1]] * 4
+    assert [c.text for c in hf.generate([tiny.prompt_ids] * 4, params, seed=0)] == [TARGETS[1]] * 4
     hf.load_adapter(None, 3)  # the base model
-    base = hf.generate(tiny.prompt_ids, 4, params, seed=0)
+    base = hf.generate([tiny.prompt_ids] * 4, params, seed=0)
     assert [c.token_ids for c in base] == [c.token_ids for c in before]
     hf.load_adapter(tiny.adapters[0], 1)  # an earlier version, from its own folder: fine
-    assert hf.generate(tiny.prompt_ids, 1, params, seed=0)[0].text == TARGETS[0]
+    assert hf.generate([tiny.prompt_ids], params, seed=0)[0].text == TARGETS[0]
 
 
 def test_hf_in_process_sharing_needs_no_load(tiny: Tiny) -> None:
@@ -309,13 +323,13 @@ def test_hf_in_process_sharing_needs_no_load(tiny: Tiny) -> None:
     model = load_peft(tiny)
     hf = HFSampler(model, tiny.tokenizer)
     params = SamplingParams(max_new_tokens=32, temperature=0)
-    assert hf.generate(tiny.prompt_ids, 1, params, seed=0)[0].text != TARGETS[1]
+    assert hf.generate([tiny.prompt_ids], params, seed=0)[0].text != TARGETS[1]
     trained = load_peft(tiny, tiny.adapters[1])
     with torch.no_grad():  # stands for an optimizer step on `model`
         for (name, p), (name2, q) in zip(model.named_parameters(), trained.named_parameters()):
             assert name == name2
             p.copy_(q)
-    assert hf.generate(tiny.prompt_ids, 1, params, seed=0)[0].text == TARGETS[1]
+    assert hf.generate([tiny.prompt_ids], params, seed=0)[0].text == TARGETS[1]
 
 
 def test_adapter_versions_are_explicit(tiny: Tiny, tmp_path: Path) -> None:
@@ -342,12 +356,14 @@ def test_hf_rejects_an_adapter_of_another_shape(tiny: Tiny, tmp_path: Path) -> N
 
 
 def test_generate_argument_errors(hf: HFSampler, tiny: Tiny) -> None:
-    with pytest.raises(ValueError, match="n must be"):
-        hf.generate(tiny.prompt_ids, 0, SamplingParams(), seed=0)
-    with pytest.raises(ValueError, match="prompt_ids"):
-        hf.generate([], 1, SamplingParams(), seed=0)
+    with pytest.raises(ValueError, match="prompts must be a non-empty list"):
+        hf.generate([], SamplingParams(), seed=0)
+    with pytest.raises(ValueError, match="each prompt must be a non-empty list of token ids"):
+        hf.generate([[]], SamplingParams(), seed=0)
+    with pytest.raises(ValueError, match="each prompt must be a non-empty list of token ids"):
+        hf.generate(tiny.prompt_ids, SamplingParams(), seed=0)  # type: ignore[arg-type]  # one prompt, not a list
     with pytest.raises(TypeError, match="SamplingParams"):
-        hf.generate(tiny.prompt_ids, 1, {"temperature": 1.0}, seed=0)  # type: ignore[arg-type]
+        hf.generate([tiny.prompt_ids], {"temperature": 1.0}, seed=0)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -401,7 +417,7 @@ for line in sys.stdin:
                 break
             continue
         c = {"text": "ab", "token_ids": [70, 71, 1], "finish_reason": "stop", "logprobs": [-0.5, -0.25, -0.125]}
-        answer({"id": req["id"], "ok": True, "seconds": 0.0, "completions": [c] * req["n"]})
+        answer({"id": req["id"], "ok": True, "seconds": 0.0, "completions": [c] * len(req["prompts"])})
     elif req["op"] == "shutdown":
         answer({"id": req["id"], "ok": True})
         break
@@ -481,13 +497,38 @@ def test_engine_dtype_follows_the_cpu(fake_worker, monkeypatch: pytest.MonkeyPat
 def test_protocol_round_trip_and_clean_shutdown(fake_worker) -> None:
     make, started = fake_worker
     with make("ok") as s:
-        (c,) = s.generate([5, 6], 1, SamplingParams(max_new_tokens=3), seed=0)
+        (c,) = s.generate([[5, 6]], SamplingParams(max_new_tokens=3), seed=0)
         assert c == Completion(text="ab", token_ids=[70, 71, 1], truncated=False, logprobs=[-0.5, -0.25, -0.125])
         assert s.stop_ids == [1] and s.vllm_version == "fake"
         log = s.log_path
     assert started[0].returncode == 0 and group_gone(started[0].pid) and not log.exists()
     with pytest.raises(SamplerError, match="closed"):
-        s.generate([5], 1, SamplingParams(), seed=0)
+        s.generate([[5]], SamplingParams(), seed=0)
+
+
+def test_lora_requests_are_unique_per_run_and_version(fake_worker, tmp_path: Path) -> None:
+    """Two runs sharing one engine each number their versions from 0: names and ids must not collide (vLLM caches
+    adapters by them), and a version's folder keeps its id."""
+    make, _ = fake_worker
+    folders = {}
+    for name in ("a1", "b1", "a2"):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "adapter_config.json").write_text(json.dumps({"r": 8}))
+    with make("ok") as s:
+        assert s.lora_request() is None
+        s.load_adapter(folders["a1"], 1, run="run-a")
+        assert s.lora_request() == {"name": "run-a-v1", "id": 1, "path": str(folders["a1"].resolve())}
+        s.load_adapter(folders["b1"], 1, run="run-b")  # the other run's version 1: its own name and id
+        assert s.lora_request() == {"name": "run-b-v1", "id": 2, "path": str(folders["b1"].resolve())}
+        s.load_adapter(folders["a2"], 2, run="run-a")
+        assert s.lora_request()["id"] == 3
+        s.load_adapter(folders["a1"], 1, run="run-a")  # again: the same request
+        assert s.lora_request()["id"] == 1
+        with pytest.raises(ValueError, match="version 1 was already loaded"):
+            s.load_adapter(folders["a2"], 1, run="run-a")
+        s.load_adapter(None, 0, run="run-a")
+        assert s.lora_request() is None
 
 
 def test_worker_crash_at_init_is_an_error_with_its_log(fake_worker) -> None:
@@ -502,7 +543,7 @@ def test_worker_crash_during_generate(fake_worker) -> None:
     make, started = fake_worker
     s = make("crash")
     with pytest.raises(SamplerError, match=r"exited \(code 9\) during 'generate'"):
-        s.generate([5], 1, SamplingParams(), seed=0)
+        s.generate([[5]], SamplingParams(), seed=0)
     assert group_gone(started[0].pid)
 
 
@@ -511,7 +552,7 @@ def test_generate_timeout_kills_the_group(fake_worker) -> None:
     s = make("hang", generate_timeout_s=1.5)
     t0 = time.monotonic()
     with pytest.raises(SamplerError, match="did not answer 'generate' within 1.5 s: killed it"):
-        s.generate([5], 1, SamplingParams(), seed=0)
+        s.generate([[5]], SamplingParams(), seed=0)
     assert time.monotonic() - t0 < 10
     assert group_gone(started[0].pid)  # the worker and the child it forked
 
@@ -522,7 +563,7 @@ def test_ctrl_c_in_a_with_block_kills_the_group(fake_worker) -> None:
     with pytest.raises(KeyboardInterrupt):
         with make("hang") as s:
             timer.start()
-            s.generate([5], 1, SamplingParams(), seed=0)
+            s.generate([[5]], SamplingParams(), seed=0)
     timer.join()
     assert group_gone(started[0].pid)
 
@@ -532,13 +573,13 @@ def test_error_answers(fake_worker) -> None:
     s = make("error")
     for _ in range(2):  # a plain error: the worker goes on
         with pytest.raises(SamplerError, match="vLLM generate failed: ValueError: no"):
-            s.generate([5], 1, SamplingParams(), seed=0)
+            s.generate([[5]], SamplingParams(), seed=0)
     s.close()
     s = make("fatal")
     with pytest.raises(SamplerError, match="the engine is gone"):
-        s.generate([5], 1, SamplingParams(), seed=0)
+        s.generate([[5]], SamplingParams(), seed=0)
     with pytest.raises(SamplerError, match="closed"):
-        s.generate([5], 1, SamplingParams(), seed=0)
+        s.generate([[5]], SamplingParams(), seed=0)
     assert all(group_gone(p.pid) for p in started)
 
 
@@ -602,24 +643,27 @@ def test_vllm_adapter_versions_without_restart(vllm_sampler: VLLMSampler, tiny: 
     s = vllm_sampler
     pid = s._proc.pid
     params = SamplingParams(max_new_tokens=32, temperature=1.0)
-    base = s.generate(tiny.prompt_ids, 4, params, seed=0)
+    base = s.generate([tiny.prompt_ids] * 4, params, seed=0)
     assert len(base) == 4
     for c in base:
         check_consistent(c, tiny.tokenizer, 32)
         assert c.token_ids != tiny.target_ids[0]
-    assert [c.token_ids for c in s.generate(tiny.prompt_ids, 4, params, seed=0)] == [c.token_ids for c in base]
+    assert [c.token_ids for c in s.generate([tiny.prompt_ids] * 4, params, seed=0)] == [c.token_ids for c in base]
 
     s.load_adapter(tiny.adapters[0], 1)
-    first = s.generate(tiny.prompt_ids, 8, params, seed=1)
+    first = s.generate([tiny.prompt_ids] * 8, params, seed=1)
     assert [c.token_ids for c in first] == [tiny.target_ids[0]] * 8
     assert [c.text for c in first] == [TARGETS[0]] * 8 and not any(c.truncated for c in first)
 
-    s.load_adapter(tiny.adapters[1], 2)  # a new LoRARequest: adapter-v2, id 3, its own folder
-    second = s.generate(tiny.prompt_ids, 8, params, seed=1)
+    s.load_adapter(tiny.adapters[1], 2)  # a new LoRARequest: its own name, id and folder
+    second = s.generate([tiny.prompt_ids] * 8, params, seed=1)
     assert [c.text for c in second] == [TARGETS[1]] * 8
 
+    mixed = s.generate([tiny.prompt_ids, tiny.tokenizer("x").input_ids], params, seed=1)  # one prompt per sequence
+    assert mixed[0].text == TARGETS[1] and len(mixed) == 2
+
     s.load_adapter(None, 3)  # back to the base model
-    assert [c.token_ids for c in s.generate(tiny.prompt_ids, 4, params, seed=0)] == [c.token_ids for c in base]
+    assert [c.token_ids for c in s.generate([tiny.prompt_ids] * 4, params, seed=0)] == [c.token_ids for c in base]
     assert s._proc.pid == pid and s._proc.poll() is None  # one engine all along
     with pytest.raises(ValueError, match="version 1 was already loaded"):
         s.load_adapter(tiny.adapters[1], 1)
@@ -628,7 +672,7 @@ def test_vllm_adapter_versions_without_restart(vllm_sampler: VLLMSampler, tiny: 
 @pytest.mark.vllm
 def test_vllm_truncation(vllm_sampler: VLLMSampler, tiny: Tiny) -> None:
     vllm_sampler.load_adapter(tiny.adapters[0], 1)
-    short = vllm_sampler.generate(tiny.prompt_ids, 2, SamplingParams(max_new_tokens=5), seed=0)
+    short = vllm_sampler.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=5), seed=0)
     for c in short:
         assert c.truncated and c.token_ids == tiny.target_ids[0][:5] and c.text == TARGETS[0][:5]
 
@@ -641,15 +685,15 @@ def test_hf_and_vllm_agree(vllm_sampler: VLLMSampler, tiny: Tiny) -> None:
     greedy = SamplingParams(max_new_tokens=24, temperature=0)
     for version, folder in ((1, tiny.adapters[0]), (2, tiny.adapters[1])):
         vllm_sampler.load_adapter(folder, version)
-        v = vllm_sampler.generate(tiny.prompt_ids, 2, greedy, seed=0)
-        h = HFSampler(load_peft(tiny, folder), tiny.tokenizer).generate(tiny.prompt_ids, 1, greedy, seed=0)
+        v = vllm_sampler.generate([tiny.prompt_ids] * 2, greedy, seed=0)
+        h = HFSampler(load_peft(tiny, folder), tiny.tokenizer).generate([tiny.prompt_ids], greedy, seed=0)
         assert v[0].token_ids == v[1].token_ids == h[0].token_ids == tiny.target_ids[version - 1]
         assert v[0].logprobs == pytest.approx(h[0].logprobs, abs=0.05)
 
     vllm_sampler.load_adapter(tiny.random_adapter, 4)
     hf_model = load_peft(tiny, tiny.random_adapter)
     base_model = load_peft(tiny)
-    samples = vllm_sampler.generate(tiny.prompt_ids, 4, SamplingParams(max_new_tokens=16), seed=7)
+    samples = vllm_sampler.generate([tiny.prompt_ids] * 4, SamplingParams(max_new_tokens=16), seed=7)
     err_lora, err_base = [], []
     for c in samples:
         ref = forward_logprobs(hf_model, tiny.prompt_ids, c.token_ids)
@@ -664,8 +708,8 @@ def test_hf_and_vllm_agree(vllm_sampler: VLLMSampler, tiny: Tiny) -> None:
     # flip a near-tie, and one flip changes everything after it: compare a short prefix (all 8 tokens
     # agreed when measured in bf16 and in float32).
     greedy = SamplingParams(max_new_tokens=8, temperature=0)
-    v = vllm_sampler.generate(tiny.prompt_ids, 1, greedy, seed=0)[0]
-    h = HFSampler(hf_model, tiny.tokenizer).generate(tiny.prompt_ids, 1, greedy, seed=0)[0]
+    v = vllm_sampler.generate([tiny.prompt_ids], greedy, seed=0)[0]
+    h = HFSampler(hf_model, tiny.tokenizer).generate([tiny.prompt_ids], greedy, seed=0)[0]
     assert v.token_ids[:4] == h.token_ids[:4]
 
 
@@ -679,11 +723,11 @@ def test_vllm_errors_are_answers(vllm_sampler: VLLMSampler, tiny: Tiny, tmp_path
     (bad / "adapter_model.safetensors").write_bytes(b"not safetensors")
     vllm_sampler.load_adapter(bad, 99)
     with pytest.raises(SamplerError, match="vLLM generate failed"):
-        vllm_sampler.generate(tiny.prompt_ids, 1, SamplingParams(max_new_tokens=4), seed=0)
+        vllm_sampler.generate([tiny.prompt_ids], SamplingParams(max_new_tokens=4), seed=0)
     vllm_sampler.load_adapter(tiny.adapters[0], 1)
     with pytest.raises(SamplerError, match="vLLM generate failed.*256"):  # longer than max_model_len
-        vllm_sampler.generate(tiny.prompt_ids * 30, 1, SamplingParams(max_new_tokens=4), seed=0)
-    assert vllm_sampler.generate(tiny.prompt_ids, 1, SamplingParams(max_new_tokens=32), seed=0)[0].text == TARGETS[0]
+        vllm_sampler.generate([tiny.prompt_ids * 30], SamplingParams(max_new_tokens=4), seed=0)
+    assert vllm_sampler.generate([tiny.prompt_ids], SamplingParams(max_new_tokens=32), seed=0)[0].text == TARGETS[0]
     big = tmp_path / "rank-32"
     big.mkdir()
     (big / "adapter_config.json").write_text(json.dumps({**cfg, "r": 32}))

@@ -9,7 +9,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from sdpo_discover.sdpo import (Rollout, SDPOConfig, SDPOLearner, Teacher, attach_lora, encode_prefix, kl,
-                                response_hidden, shared_prefix_len, teacher_message)
+                                response_hidden, shared_prefix_len)
+from sdpo_discover.prompts import teacher_message
 
 X = [1, 2, 3, 4]  # the question
 C = [1, 2, 3, 4, 30, 31]  # the teacher's context: the question + "feedback" that reveals the answer
@@ -81,11 +82,11 @@ def test_ema_arithmetic() -> None:
 
 
 def test_config_validation_names_the_field_and_value() -> None:
-    with pytest.raises(ValueError, match=r"'alpha' = 2: must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"'sdpo.alpha' = 2: must be in \[0, 1\]"):
         SDPOConfig(alpha=2)
-    with pytest.raises(ValueError, match=r"'teacher' = 'magic'"):
+    with pytest.raises(ValueError, match=r"'sdpo.teacher' = 'magic'"):
         SDPOConfig(teacher="magic")
-    with pytest.raises(ValueError, match=r"'top_k' = 0"):
+    with pytest.raises(ValueError, match=r"'sdpo.top_k' = 0"):
         SDPOConfig(top_k=0)
 
 
@@ -229,3 +230,19 @@ def test_hybrid_grpo_uses_rewards_without_feedback() -> None:
     for _ in range(5):
         st = learner.step([Rollout(X, ANSWER, None, reward=1.0), Rollout(X, WRONG, None, reward=0.0)])
     assert st.rollouts == 2 and seq_logp(model, X, ANSWER) > start
+
+
+@pytest.mark.parametrize("micro", [1, 2])
+def test_loss_norm_sequence_averages_attempts_and_token_averages_tokens(micro: int) -> None:
+    """Two attempts of 2 and 6 tokens. Alone, each gives the loss L_i = its own token mean. Together:
+    sequence (the authors' runs): (L_1 + L_2) / 2; token: (2 L_1 + 6 L_2) / 8 (the long one weighs 3x)."""
+    a, b = Rollout(X, WRONG[:2], C), Rollout(X, WRONG + [15, 16], C)
+
+    def loss(rollouts: list[Rollout], norm: str) -> float:
+        model = attach_lora(tiny_llama(), SDPOConfig())
+        return SDPOLearner(model, SDPOConfig(loss_norm=norm, micro_batch_size=micro)).step(rollouts).loss
+
+    l1, l2 = loss([a], "sequence"), loss([b], "sequence")
+    assert l1 == pytest.approx(loss([a], "token"), rel=1e-6) and l1 != pytest.approx(l2)  # one attempt: the same
+    assert loss([a, b], "sequence") == pytest.approx((l1 + l2) / 2, rel=1e-5)
+    assert loss([a, b], "token") == pytest.approx((2 * l1 + 6 * l2) / 8, rel=1e-5)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from sdpo_discover.sdpo import (
-    divergence, grpo_advantages, importance_weights, kl, log_tail, reverse_kl_clipped, sdpo_loss, topk_logprobs,
+    divergence, grpo_advantages, importance_weights, kl, log_tail, reverse_kl_clipped, sdpo_loss, sequence_norm,
+    topk_logprobs, trust_region_logits,
 )
 
 P = [0.7, 0.2, 0.1]
@@ -142,6 +143,43 @@ def test_masked_positions_cannot_poison_the_loss() -> None:
     t = torch.zeros(2, 3)
     loss, _ = sdpo_loss(s2, t, torch.tensor([0, 0]), torch.tensor([1.0, 0.0]), top_k=None, adv_clip=None)
     assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(s2.grad).all() and torch.equal(s2.grad[1], torch.zeros(3))  # the masked row: exactly 0
+    assert s2.grad[0].abs().max() < 1e-6  # student = teacher at row 0: KL 0 and a zero gradient (up to rounding)
+    # with the default top-K, tail bucket and advantage clip too, and a NaN in the teacher's masked row
+    s3 = torch.tensor([[1.0, 0.0, -1.0], [float("nan")] * 3], requires_grad=True)
+    t3 = torch.tensor([[0.0, 0.0, 0.0], [float("nan")] * 3])
+    loss, _ = sdpo_loss(s3, t3, torch.tensor([0, 0]), torch.tensor([1.0, 0.0]), top_k=2)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(s3.grad).all() and torch.equal(s3.grad[1], torch.zeros(3))
+    assert s3.grad[0].abs().sum() > 0
+
+
+def test_sequence_norm_weighs_attempts_equally_and_token_norm_weighs_tokens() -> None:
+    """Two attempts, of 1 and 3 tokens, with per-token KLs a and b, c, d (hand-computed below).
+    sequence: (a / 1 + (b + c + d) / 3) / 2;  token: (a + b + c + d) / 4."""
+    s = torch.log(torch.tensor([[0.7, 0.3], [0.5, 0.5], [0.9, 0.1], [0.2, 0.8]], dtype=torch.float64))
+    t = torch.log(torch.tensor([[0.4, 0.6], [0.5, 0.5], [0.6, 0.4], [0.3, 0.7]], dtype=torch.float64))
+    per = [hand_kl(p, q) for p, q in ([[0.7, 0.3], [0.4, 0.6]], [[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.6, 0.4]],
+                                      [[0.2, 0.8], [0.3, 0.7]])]
+    ids, mask = torch.zeros(4, dtype=torch.long), torch.ones(4)
+    assert sequence_norm([1, 3]).tolist() == [2.0, 6.0, 6.0, 6.0]  # len_i * G
+    seq, _ = sdpo_loss(s, t, ids, mask, top_k=None, adv_clip=None, norm=sequence_norm([1, 3]))
+    tok, _ = sdpo_loss(s, t, ids, mask, top_k=None, adv_clip=None, norm=4.0)
+    assert seq.item() == pytest.approx((per[0] / 1 + sum(per[1:]) / 3) / 2, rel=1e-9)
+    assert tok.item() == pytest.approx(sum(per) / 4, rel=1e-9)
+    # micro-batches: each passes its own attempts' lengths and the batch's G; the parts add up to the whole
+    a, _ = sdpo_loss(s[:1], t[:1], ids[:1], mask[:1], top_k=None, adv_clip=None, norm=sequence_norm([1], 2))
+    b, _ = sdpo_loss(s[1:], t[1:], ids[1:], mask[1:], top_k=None, adv_clip=None, norm=sequence_norm([3], 2))
+    assert (a + b).item() == pytest.approx(seq.item(), rel=1e-12)
+
+
+def test_trust_region_teacher_mixes_as_the_authors_define_it() -> None:
+    """lerp(reference, student, c) = (1 - c) * reference + c * student: c = 0.05 is mostly the reference."""
+    ref, stu = torch.tensor([[1.0, 0.0, -2.0]]), torch.tensor([[0.0, 4.0, 2.0]])
+    got = trust_region_logits(ref, stu, 0.05)
+    assert got[0].tolist() == pytest.approx([0.95 * 1.0, 0.05 * 4.0, 0.95 * -2.0 + 0.05 * 2.0])
+    assert torch.equal(trust_region_logits(ref, stu, 0.0), ref) and torch.equal(trust_region_logits(ref, stu, 1.0), stu)
 
 
 def test_temperature_divides_both_sides() -> None:

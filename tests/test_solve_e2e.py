@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import require_docker
 
-from sdpo_discover.discover import read_jsonl
+from sdpo_discover.store import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

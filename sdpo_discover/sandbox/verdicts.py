@@ -93,7 +93,7 @@ class AttemptResult:
 
 
 # --------------------------------------------------------------------------------------------
-# Output comparison, following LiveCodeBench's grader (SDPO.md section 8).
+# Output comparison, following LiveCodeBench's grader (docs/reference/SDPO.md section 8).
 
 
 def _as_decimal(tok: str) -> Decimal | None:

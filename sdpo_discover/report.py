@@ -40,7 +40,8 @@ def sparkline(values: Sequence[float], width: int = 60) -> str:
     if not values:
         return ""
     n = len(values)
-    buckets = [max(values[i * n // width : max((i + 1) * n // width, i * n // width + 1)]) for i in range(min(width, n))]
+    w = min(width, n)  # fewer values than characters: one character each (bucket i spans values[i n/w : (i+1) n/w])
+    buckets = [max(values[i * n // w : (i + 1) * n // w]) for i in range(w)]
     return "".join(_SPARK[min(len(_SPARK) - 1, int(v * (len(_SPARK) - 1) + 0.5))] for v in buckets)
 
 

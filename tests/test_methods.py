@@ -244,3 +244,23 @@ def test_the_store_and_the_reports_import_no_torch() -> None:
 def test_sdpo_py_imports_no_problem_or_prompt_code() -> None:
     src = (ROOT / "sdpo_discover" / "sdpo.py").read_text()
     assert "from .problems" not in src and "from .prompts" not in src and "import problems" not in src
+
+
+def test_explain_reads_baseline_runs(tiny_dir: Path, tmp_path: Path) -> None:
+    """A best-of-k attempt was sampled from the base model: explained without an adapter; a multi-turn attempt's
+    prompt was a conversation, not the question: refused with what to do instead."""
+    for method in ("best-of-k", "multi-turn"):
+        Solver(cfg(tiny_dir, method, budget=8), tmp_path / method, problem=load_problem(PROBLEM)).run()
+    r = runner.invoke(app, ["explain", str(tmp_path / "best-of-k"), "--attempt", "5"])
+    assert r.exit_code == 0, r.output
+    assert "attempt 5 (step 1, the base model)" in r.output and "the student re-prompted" in r.output
+    r = runner.invoke(app, ["explain", str(tmp_path / "multi-turn"), "--attempt", "5"])
+    assert r.exit_code == 2 and "sampled in a multi-turn conversation (chain 0, turn 1)" in " ".join(r.output.split())
+
+
+def test_sparkline_shows_every_value_in_order() -> None:
+    from sdpo_discover.report import sparkline
+
+    assert sparkline([0, 0, 0, 1, 1]) == "▁▁▁██"  # fewer values than characters: one each, in order
+    assert sparkline([0.0] * 90 + [1.0] * 30, width=60) == "▁" * 45 + "█" * 15  # bucket maxima
+    assert sparkline([1.0] + [0.0] * 119, width=60) == "█" + "▁" * 59

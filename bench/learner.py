@@ -187,7 +187,7 @@ def naive_step(learner: Any, rollouts: list[Any], micro: int | None = None,
         targets = torch.tensor([t for r in resp for t in r])  # (N,)
         loss, _ = sdpo_loss(s_logits, t_logits, targets, torch.ones_like(targets), alpha=cfg.alpha, top_k=cfg.top_k,
                             tail=cfg.tail_bucket, temperature=cfg.temperature, is_clip=cfg.is_clip,
-                            adv_clip=cfg.adv_clip, norm=n_tok)
+                            adv_clip=cfg.adv_clip, norm=n_tok, any_masked=False)  # a FakeTensor mask has no value
         loss.backward()
         total = total + loss.detach()  # no float() here: a FakeTensor has no value
         del full, s_logits, t_logits, loss

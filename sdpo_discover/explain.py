@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import html
-import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, ContextManager
 
 import torch

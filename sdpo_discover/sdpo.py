@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -125,6 +125,7 @@ def sdpo_loss(
     is_clip: float = 2.0,
     adv_clip: float | None = 5.0,
     norm: torch.Tensor | float | None = None,
+    any_masked: bool | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The SDPO distillation loss on response tokens (docs/reference/SDPO.md section 2, paper sections 2 and 5).
 
@@ -136,12 +137,14 @@ def sdpo_loss(
     norm: n_t, what each token's term is divided by: a number (token-mean: the whole batch's token
     count, so that micro-batches accumulate to one mean), or an (N,) tensor (sequence-mean:
     sequence_norm, each attempt over its own tokens); default: this mask's sum. Masked tokens
-    contribute exactly zero, to the value and to the gradient.
+    contribute exactly zero, to the value and to the gradient. any_masked: whether the mask has a 0 (None:
+    read it from the mask; a caller that knows, or whose mask has no value, a FakeTensor, says so).
     Returns (loss, stats) with stats detached: mean KL and mean importance weight.
     """
     teacher_logits = teacher_logits.detach()  # stop-gradient: the teacher is never differentiated
     keep = (mask > 0)[:, None]  # (N, 1)
-    if not bool(keep.all()):  # masked rows become zeros first: a NaN there reaches neither the value nor the gradient
+    if any_masked if any_masked is not None else not bool(keep.all()):
+        # masked rows become zeros first: a NaN there reaches neither the value nor the gradient
         student_logits = torch.where(keep, student_logits, torch.zeros_like(student_logits))  # (N, V)
         teacher_logits = torch.where(keep, teacher_logits, torch.zeros_like(teacher_logits))  # (N, V)
     s_logits = student_logits / temperature  # (N, V)
@@ -483,6 +486,7 @@ class SDPOLearner:
             ids = torch.tensor([t for r in resp for t in r], device=h_s.device)  # (N,)
             has_teacher = torch.tensor([float(rollouts[i].teacher_prompt_ids is not None)
                                         for i, r in zip(idx, resp) for _ in r], device=h_s.device)  # (N,)
+            any_masked = any(rollouts[i].teacher_prompt_ids is None for i in idx)
             adv = torch.tensor([float(adv_seq[i]) for i, r in zip(idx, resp) for _ in r], device=h_s.device)  # (N,)
             old = [rollouts[i].logp_old for i in idx]
             logp_old = (torch.tensor([x for o, r in zip(old, resp) for x in (o or [0.0] * len(r))], device=h_s.device)
@@ -501,7 +505,7 @@ class SDPOLearner:
                     s_logits, t_logits, ids[sl], has_teacher[sl], alpha=cfg.alpha, top_k=cfg.top_k,
                     tail=cfg.tail_bucket, temperature=cfg.temperature,
                     logp_old=None if logp_old is None else logp_old[sl], is_clip=cfg.is_clip,
-                    adv_clip=cfg.adv_clip, norm=n_tok if norm is None else norm[sl],
+                    adv_clip=cfg.adv_clip, norm=n_tok if norm is None else norm[sl], any_masked=any_masked,
                 )
                 if cfg.hybrid_lambda > 0:
                     tok_logp = F.log_softmax(_upcast(s_logits) / cfg.temperature, -1).gather(-1, ids[sl, None]).squeeze(-1)

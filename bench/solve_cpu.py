@@ -111,7 +111,7 @@ def per_attempt(r: dict) -> dict:
     exe = sum(s["execute_s"] for s in steps)
     upd = sum(s["update_s"] for s in steps)
     updates = [s["update_s"] for s in steps if s["loss"] is not None]
-    other = r["loop_s"] - gen - exe - upd  # the loop's own bookkeeping: records, state.pt, the plot
+    other = r["loop_s"] - gen - exe - upd  # the loop's own bookkeeping: records, state.json, the plot
     tokens = [a["n_tokens"] for a in r["attempts"]]
     # steady state: every batch followed by an update (a long run), at this run's mean update time
     upd_each = statistics.mean(updates) if updates else 0.0

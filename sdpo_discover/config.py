@@ -203,10 +203,6 @@ class SolveConfig:
     multi_turn: MultiTurnConfig = _f(MultiTurnConfig, "The feedback conversation (method multi-turn).")
 
     @property
-    def learn(self) -> bool:
-        return self.method == "sdpo"
-
-    @property
     def step_size(self) -> int:
         """Attempts sampled per step: a multi-turn step is one turn of every chain."""
         if self.method == "multi-turn":
@@ -268,26 +264,17 @@ class SolveConfig:
             raise ConfigError(f"{where}: {e}" if where else str(e)) from None
 
 
-# Settings added after runs were first written, with the value that older runs used (a run written before a
-# setting existed ran with that setting's behaviour of then, not with today's default), and renamed ones.
-SETTINGS_ADDED_LATER: dict[str, dict[str, Any]] = {
-    "": {"method": "sdpo"},
-    "sdpo": {"restate_format": False, "loss_norm": "token"},
-}
+# Learner settings added after runs were first written, with the value that older runs used: a run written
+# before a setting existed ran with that setting's behaviour of then, not with today's default.
+SETTINGS_ADDED_LATER: dict[str, Any] = {"restate_format": False, "loss_norm": "token"}
 
 
 def complete_saved(d: dict[str, Any]) -> dict[str, Any]:
     """A saved config's settings, completed with SETTINGS_ADDED_LATER and old names mapped to new ones."""
     d = dict(d)
-    learn = d.pop("learn", None)  # before `method`: learn = false was best-of-k
-    for section, added in SETTINGS_ADDED_LATER.items():
-        if section:
-            d[section] = {**added, **(d.get(section) or {})}
-        else:
-            d = {**added, **d}
-    if learn is False:
-        d["method"] = "best-of-k"
-    sdpo = d["sdpo"]
+    learn = d.pop("learn", True)  # before `method` existed, learn = false was best-of-k
+    d.setdefault("method", "sdpo" if learn else "best-of-k")
+    sdpo = d["sdpo"] = {**SETTINGS_ADDED_LATER, **(d.get("sdpo") or {})}
     if "trust_region_mix" in sdpo:  # old: (1 - m) current + m reference; the authors' rate c = 1 - m
         sdpo["trust_region_rate"] = 1.0 - float(sdpo.pop("trust_region_mix"))
     return d

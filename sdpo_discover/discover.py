@@ -186,7 +186,8 @@ class Solver:
         params = SamplingParams(max_new_tokens=self.cfg.max_new_tokens, temperature=float(self.temperature),
                                 top_p=float(self.top_p), top_k=self.cfg.top_k)
         if self.cfg.sampler == "vllm":  # a new LoRA request per adapter version; the engine keeps running
-            self.sampler.load_adapter(self.method.adapter(), self.method.version, run=f"{self.rd.path.name}")
+            # keyed by the run directory's full path: runs sharing an engine each number their versions from 0
+            self.sampler.load_adapter(self.method.adapter(), self.method.version, run=str(self.rd.path.resolve()))
         t0 = time.monotonic()
         comps = self.sampler.generate([t.ids for t in turns], params, seed=sampling_seed(self.cfg.seed, step))
         gen_s = time.monotonic() - t0
@@ -255,8 +256,9 @@ class Solver:
                 exec_s, used = time.monotonic() - t0, used + n
                 winners = [a for a in attempts if a.passed]
                 solved_by = winners[0] if winners else None
+                ends_run = bool(winners) or used >= cfg.budget  # such a step takes no update, and does not commit
                 stats, upd_s = None, 0.0
-                if not winners and used < cfg.budget:  # a step that ends the run takes no update, and no commit
+                if not ends_run:
                     t0 = time.monotonic()
                     stats = self.method.update(attempts)
                     upd_s = time.monotonic() - t0 if stats is not None else 0.0  # the baselines learn nothing
@@ -272,7 +274,7 @@ class Solver:
                     wall_s=state.wall_before + time.monotonic() - t_start,
                     prompt_tokens=round(sum(len(t.ids) for t in turns) / len(turns)))
                 steplog.write(asdict(rec))
-                if not winners and used < cfg.budget:
+                if not ends_run:
                     rd.commit(step + 1, self.method.version, cfg.keep_adapters)  # the commit point of this step
                 for k, v in (("generate", gen_s), ("execute", exec_s), ("update", upd_s)):
                     times[k] += v

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .config import SolveConfig
+from .config import ConfigError, SolveConfig
 from .prompts import Prompts
 from .store import Attempt, RunDir, fsync_dir
 
@@ -95,7 +95,10 @@ class MultiTurn(BestOfK):
         for c in range(n):
             done = chains.get(c, [])
             items = [(a.response, a.feedback) for a in done if a.feedback]  # every failed attempt has feedback
-            ids, dropped = self.p.multi_turn_ids(items, self.template, self.cap)
+            try:
+                ids, dropped = self.p.multi_turn_ids(items, self.template, self.cap)
+            except ValueError as e:  # the question alone does not fit: a setting to change, not a crash
+                raise ConfigError(f"{e}; lower max_new_tokens, or use a model with a longer context") from None
             turns.append(Turn(ids, chain=c, turn=len(done), dropped=dropped))
         return turns
 

@@ -154,6 +154,7 @@ class _AdapterVersions:
     def __init__(self) -> None:
         self._folder_of: dict[tuple[str, int], Path] = {}
         self._version_of: dict[Path, tuple[str, int]] = {}
+        self._ids: dict[Path, int] = {}
 
     def check(self, path: str | Path | None, version: int, run: str = "") -> Path | None:
         if not _is_int(version) or version < 0:
@@ -185,8 +186,9 @@ class _AdapterVersions:
         return folder
 
     def lora_id(self, folder: Path) -> int:
-        """A LoRA request id unique to this folder (so to its run and version) for this sampler's engine."""
-        return list(self._version_of).index(folder) + 1
+        """A LoRA request id unique to this folder (so to its run and version) for this sampler's engine: the
+        folders' order of first loading, from 1."""
+        return self._ids.setdefault(folder, len(self._ids) + 1)
 
 
 class Sampler(ABC):

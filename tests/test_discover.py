@@ -410,5 +410,5 @@ def test_solve_with_the_vllm_sampler_serves_each_adapter_version(tmp_path: Path)
     rd = RunDir(tmp_path / "run")
     assert summary.attempts_used == 8 and [a.adapter_version for a in rd.load_attempts()] == [0] * 4 + [1] * 4
     # v0 = the base model (LoRA B = 0), then v1's folder under a name and id unique to this run and version
-    assert served == [None, {"name": "run-v1", "id": 1, "path": str(rd.adapter(1).resolve())}]
+    assert served == [None, {"name": f"{rd.path.resolve()}-v1", "id": 1, "path": str(rd.adapter(1).resolve())}]
     assert all(a.n_tokens > 0 for a in rd.load_attempts())

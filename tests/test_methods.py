@@ -264,3 +264,11 @@ def test_sparkline_shows_every_value_in_order() -> None:
     assert sparkline([0, 0, 0, 1, 1]) == "▁▁▁██"  # fewer values than characters: one each, in order
     assert sparkline([0.0] * 90 + [1.0] * 30, width=60) == "▁" * 45 + "█" * 15  # bucket maxima
     assert sparkline([1.0] + [0.0] * 119, width=60) == "█" + "▁" * 59
+
+
+def test_a_question_that_cannot_fit_the_multi_turn_cap_is_a_setting_error(tiny_dir: Path, tmp_path: Path) -> None:
+    """The tiny model's context is 1024 tokens; with max_new_tokens 1000 the prompt cap is 24, less than the question."""
+    solver = Solver(cfg(tiny_dir, "multi-turn", max_new_tokens=1000), tmp_path / "run", problem=load_problem(PROBLEM))
+    with pytest.raises(ConfigError, match=r"the question alone takes \d+ tokens, more than the prompt cap of 24 .*"
+                                          r"lower max_new_tokens, or use a model with a longer context"):
+        solver.run()

@@ -60,6 +60,8 @@ def test_solve_with_smollm2_in_docker(tmp_path: Path) -> None:
         assert (run / "solution.py").read_text() == attempts[k - 1]["code"]
     else:
         assert summary["attempts_used"] == 8 and steps[0]["loss"] is not None  # one update between the batches
-        assert (run / "adapters" / "v00001" / "adapter_model.safetensors").is_file() and (run / "state.pt").is_file()
+        assert (run / "adapters" / "v00001" / "adapter_model.safetensors").is_file()
+        assert (run / "adapters" / "v00001" / "learner.pt").is_file()  # the learner's state, for a resume
+        assert json.loads((run / "state.json").read_text()) == {"steps": 1, "adapter_version": 1}
     assert (run / "discovery.svg").read_text().startswith("<svg")
     assert sandbox_containers() <= before  # nothing left behind

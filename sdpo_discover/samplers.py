@@ -46,7 +46,6 @@ __all__ = [
     "SamplingParams",
     "VLLMSampler",
     "VLLMUnavailableError",
-    "default_cache_dir",
     "vllm_available",
     "vllm_venv_path",
 ]
@@ -458,17 +457,15 @@ class HFSampler(Sampler):
 # --------------------------------------------------------------------------------------------------
 
 
-def default_cache_dir() -> Path:
-    """$SDPO_DISCOVER_CACHE, else ~/.cache/sdpo-discover."""
-    return Path(os.environ.get("SDPO_DISCOVER_CACHE") or Path.home() / ".cache" / "sdpo-discover").expanduser()
-
-
 def vllm_venv_path(venv: str | Path | None = None) -> Path:
-    """The vLLM virtual environment: the argument, else $SDPO_DISCOVER_VLLM_VENV, else <cache>/vllm-venv."""
+    """The vLLM virtual environment: the argument, else $SDPO_DISCOVER_VLLM_VENV, else <cache>/vllm-venv, the cache
+    being models.cache_dir() (scripts/setup-vllm follows the same rule)."""
+    from .models import cache_dir
+
     if venv is not None:
         return Path(venv).expanduser()
     env = os.environ.get("SDPO_DISCOVER_VLLM_VENV")
-    return Path(env).expanduser() if env else default_cache_dir() / "vllm-venv"
+    return Path(env).expanduser() if env else cache_dir() / "vllm-venv"
 
 
 def vllm_available(venv: str | Path | None = None) -> tuple[bool, str]:

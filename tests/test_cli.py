@@ -92,3 +92,37 @@ def test_importing_the_cli_imports_neither_torch_nor_docker() -> None:
     code = "import sys, sdpo_discover.cli; print(sorted(m for m in ('torch', 'docker', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_sandbox_doctor_reports_the_image_that_will_be_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDPO_DISCOVER_IMAGE", "my-own-sandbox:7")
+    r = runner.invoke(app, ["sandbox", "doctor", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["image"] == "my-own-sandbox:7"
+    monkeypatch.delenv("SDPO_DISCOVER_IMAGE")
+    r = runner.invoke(app, ["sandbox", "doctor", "--json"])
+    assert json.loads(r.stdout)["image"] == "sdpo-discover-sandbox:1"
+
+
+@pytest.mark.parametrize("env", [{}, {"XDG_CACHE_HOME": "xdg"}, {"SDPO_DISCOVER_CACHE": "mine"},
+                                 {"XDG_CACHE_HOME": "xdg", "SDPO_DISCOVER_CACHE": "mine"},
+                                 {"SDPO_DISCOVER_VLLM_VENV": "venv"}])
+def test_the_vllm_venv_follows_the_cache_rule_in_python_and_in_the_script(env: dict[str, str], tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sdpo_discover.samplers import vllm_venv_path
+
+    for k in ("XDG_CACHE_HOME", "SDPO_DISCOVER_CACHE", "SDPO_DISCOVER_VLLM_VENV"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, str(tmp_path / v))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "setup-vllm"
+    printed = subprocess.run(["bash", str(script), "--print-venv"], capture_output=True, text=True, check=True).stdout
+    assert Path(printed.strip()) == vllm_venv_path()
+    if "SDPO_DISCOVER_VLLM_VENV" in env:
+        want = tmp_path / "venv"
+    elif "SDPO_DISCOVER_CACHE" in env:
+        want = tmp_path / "mine" / "vllm-venv"
+    elif "XDG_CACHE_HOME" in env:
+        want = tmp_path / "xdg" / "sdpo-discover" / "vllm-venv"
+    else:
+        want = Path.home() / ".cache" / "sdpo-discover" / "vllm-venv"
+    assert vllm_venv_path() == want

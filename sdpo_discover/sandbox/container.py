@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import DONE_LINE, Executor, RunOutcome, RunRequest, SandboxError, parse_runner_output, runner_source
-from .image import IMAGE
+from .image import configured_image
 
 LABEL = "sdpo-discover.sandbox"
 OWNER_LABEL = "sdpo-discover.owner"
 # Overridable for users with their own image (same contract: see image.py).
-DEFAULT_IMAGE = os.environ.get("SDPO_DISCOVER_IMAGE", IMAGE)
+DEFAULT_IMAGE = configured_image()
 RUNNER_OVERHEAD_MB = 192  # the runner itself and the page cache of tmpfs files, on top of one test's limit
 
 

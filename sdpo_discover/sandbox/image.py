@@ -52,6 +52,11 @@ from typing import Any
 
 IMAGE = "sdpo-discover-sandbox:1"
 
+
+def configured_image() -> str:
+    """The image the docker sandbox uses: $SDPO_DISCOVER_IMAGE (a user's own, same contract), else IMAGE."""
+    return os.environ.get("SDPO_DISCOVER_IMAGE") or IMAGE
+
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DOCKERFILE = Path(__file__).with_name("Dockerfile")
@@ -569,8 +574,9 @@ def build_image(method: str = "auto", tag: str = IMAGE, mirror: str | None = Non
     return tag
 
 
-def docker_status(tag: str = IMAGE) -> dict[str, Any]:
-    """Facts for `sandbox doctor`: never raises."""
+def docker_status(tag: str | None = None) -> dict[str, Any]:
+    """Facts for `sandbox doctor` about the image `tag` (default: the one the docker sandbox will use): never raises."""
+    tag = tag or configured_image()
     facts: dict[str, Any] = {
         "docker_sdk": False, "docker_sdk_version": None,
         "daemon": False, "daemon_version": None, "daemon_error": None,

@@ -150,6 +150,12 @@ class Solver:
         context_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
         if cfg.sampler == "vllm":
             context_len = min(context_len or cfg.vllm_max_model_len, cfg.vllm_max_model_len)
+        if context_len and len(prompts.student_ids) + cfg.max_new_tokens > context_len:  # refused before sampling
+            raise ConfigError(
+                f"problem '{self.problem.id}': its prompt takes {len(prompts.student_ids)} tokens and max_new_tokens is "
+                f"{cfg.max_new_tokens}, more than the {context_len} tokens of the model's context"
+                + (" (vllm_max_model_len)" if cfg.sampler == "vllm" else "") + "; lower max_new_tokens (--set "
+                f"max_new_tokens={max(context_len - len(prompts.student_ids), 1)} fits), or use a model with a longer context")
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else stop_token_ids(tok, model)[0]
         self.method = make_method(cfg, prompts, self.rd, model=model, pad_id=pad_id, context_len=context_len)
         self.model = getattr(self.method, "model", model)  # sdpo: the model with its LoRA adapter

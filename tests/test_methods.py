@@ -267,8 +267,21 @@ def test_sparkline_shows_every_value_in_order() -> None:
 
 
 def test_a_question_that_cannot_fit_the_multi_turn_cap_is_a_setting_error(tiny_dir: Path, tmp_path: Path) -> None:
-    """The tiny model's context is 1024 tokens; with max_new_tokens 1000 the prompt cap is 24, less than the question."""
-    solver = Solver(cfg(tiny_dir, "multi-turn", max_new_tokens=1000), tmp_path / "run", problem=load_problem(PROBLEM))
-    with pytest.raises(ConfigError, match=r"the question alone takes \d+ tokens, more than the prompt cap of 24 .*"
+    solver = Solver(cfg(tiny_dir, "multi-turn", multi_turn={"context_tokens": 100}), tmp_path / "run",
+                    problem=load_problem(PROBLEM))
+    with pytest.raises(ConfigError, match=r"the question alone takes \d+ tokens, more than the prompt cap of 100 .*"
                                           r"lower max_new_tokens, or use a model with a longer context"):
         solver.run()
+
+
+@pytest.mark.parametrize("method", config.METHODS)
+def test_a_prompt_that_cannot_fit_the_context_is_refused_before_sampling(method: str, tiny_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    """The tiny model's context is 1024 tokens and sum-two's prompt 819 of them: max_new_tokens 300 cannot fit."""
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["solve", str(PROBLEM), "--model", str(tiny_dir), "--sandbox", "local", "--method", method,
+                            "--set", "max_new_tokens=300", "--out", str(run), "--quiet"])
+    assert r.exit_code == 2, r.output
+    assert ("Error: problem 'sum-two': its prompt takes 819 tokens and max_new_tokens is 300, more than the 1024 "
+            "tokens of the model's context; lower max_new_tokens (--set max_new_tokens=205 fits)") in " ".join(r.output.split())
+    assert not list((run / "batches").iterdir()) and not (run / "attempts.jsonl").exists()  # nothing sampled

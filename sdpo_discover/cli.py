@@ -485,6 +485,8 @@ def solve(
     try:
         solver = Solver(cfg, out_dir, problem=prob, resume=resume, on_event=view,  # type: ignore[arg-type]
                         progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not (quiet or as_json) else None)
+        if not _state["debug"]:
+            _library_noise_to(solver.rd.log)
         summary = solver.run()
     except (config.ConfigError, RunDirError) as e:
         fail(str(e))
@@ -503,14 +505,35 @@ def solve(
 
 
 def _quiet_transformers() -> None:
-    """No per-file progress bars or deprecation chatter from transformers/peft between our own lines."""
+    """No per-file progress bars or deprecation chatter from transformers/peft between our own lines (--debug
+    keeps transformers' warnings)."""
     import warnings
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    if not _state["debug"]:
+        hf_logging.set_verbosity_error()
+
+
+def _library_noise_to(log: Path) -> None:
+    """Libraries' warnings and log records (transformers, peft, torch: deprecation notices and the like) go to
+    the run's log file instead of the terminal, where they would break into the live view even under --quiet.
+    With --debug this is not called: they stay on the terminal."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    handler = logging.FileHandler(log, encoding="utf-8", delay=True)  # delay: no file when nothing is said
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    logging.captureWarnings(True)  # warnings.warn(...) -> the py.warnings logger
+    for name in ("py.warnings", "transformers", "peft", "torch"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.propagate = False
+    hf_logging.disable_default_handler()
+    hf_logging.set_verbosity_warning()  # into the file: what _quiet_transformers kept off the terminal
 
 
 def _solve_errors() -> tuple[type[BaseException], ...]:

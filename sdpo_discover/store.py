@@ -13,6 +13,7 @@ a run killed at any moment (kill -9 included) resumes exactly:
                        the EMA teacher (teacher.safetensors) and, for the newest version, learner.pt
     summary.json       solved?, first-success index, attempts used, wall time split (the same fields for all methods)
     solution.py        the first passing attempt's code
+    log.txt            libraries' warnings and log records (`solve` without --debug), when there are any
 
 Commit order of step s: batch file -> attempt lines -> (sdpo) adapter v+1 with learner.pt -> steps.jsonl line
 -> state.json (an atomic os.replace: the commit point). A step that ends the run (solved, or the budget

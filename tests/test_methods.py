@@ -285,3 +285,20 @@ def test_a_prompt_that_cannot_fit_the_context_is_refused_before_sampling(method:
     assert ("Error: problem 'sum-two': its prompt takes 819 tokens and max_new_tokens is 300, more than the 1024 "
             "tokens of the model's context; lower max_new_tokens (--set max_new_tokens=205 fits)") in " ".join(r.output.split())
     assert not list((run / "batches").iterdir()) and not (run / "attempts.jsonl").exists()  # nothing sampled
+
+
+def test_library_warnings_go_to_the_runs_log_not_the_terminal(tiny_dir: Path, tmp_path: Path) -> None:
+    """An SDPO update on the tiny model makes torch/transformers warn (past_key_values is deprecated): under
+    --quiet the terminal shows the outcome only, the warning is in RUN/log.txt; --debug shows it."""
+    def solve(out: Path, *pre: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sdpo_discover.cli", *pre, "solve", str(PROBLEM), "--model",
+                               str(tiny_dir), "--sandbox", "local", "--budget", "8", "--batch-size", "4",
+                               "--set", "max_new_tokens=8", "--out", str(out), "--quiet"],
+                              capture_output=True, text=True, timeout=300)
+    quiet = solve(tmp_path / "quiet")
+    assert quiet.returncode == 1 and quiet.stdout.strip() == "Not solved within 8 attempts"
+    assert quiet.stderr == "", quiet.stderr
+    assert "past_key_values" in (tmp_path / "quiet" / "log.txt").read_text()
+    debug = solve(tmp_path / "debug", "--debug")
+    assert debug.returncode == 1 and "past_key_values" in debug.stderr
+    assert not (tmp_path / "debug" / "log.txt").exists()

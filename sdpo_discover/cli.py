@@ -235,7 +235,7 @@ def sandbox_build(
 def sandbox_doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
 ) -> None:
-    """Say which sandboxes can run here and what to do about the missing ones.
+    """Say which sandboxes can run here, what the local one leaves exposed, and what to do about the missing ones.
 
     Example:  sdpo-discover sandbox doctor
     """
@@ -244,7 +244,12 @@ def sandbox_doctor(
 
     facts = img.docker_status()
     try:
-        facts["local"] = LocalExecutor().describe()
+        local = LocalExecutor()
+        facts["local"] = local.describe()
+        facts["local_exposed"] = local.exposed()
+        if local.refused or not local.is_root:
+            facts["advice"].append("the local sandbox is weaker here (see local_exposed): prefer docker; "
+                                   "--sandbox auto uses docker whenever it is ready")
     except Exception as e:  # noqa: BLE001 - reported, not raised
         facts["local"] = f"unavailable: {e}"
     if as_json:
@@ -253,7 +258,7 @@ def sandbox_doctor(
     table = Table(title="sandbox doctor", show_header=False, title_justify="left")
     for k, v in facts.items():
         if k != "advice":
-            table.add_row(k, str(v))
+            table.add_row(k, "\n".join(f"- {x}" for x in v) if isinstance(v, list) else str(v))
     out.print(table)
     for line in facts.get("advice", []):
         out.print(f"[yellow]→[/] {escape(line)}", highlight=False)
@@ -544,6 +549,132 @@ def _solve_errors() -> tuple[type[BaseException], ...]:
     from .sandbox import SandboxError
 
     return (ModelError, SamplerError, SandboxError)
+
+
+# ---------------------------------------------------------------------------------------------
+# bench and report
+
+
+@app.command()
+def bench(
+    problems: Annotated[list[Path] | None, typer.Argument(help="Problem files (problem.json, LiveCodeBench .json/.jsonl) or folders of them (optional with --resume).", show_default=False)] = None,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated methods to compare: sdpo, best-of-k, multi-turn. (default: all three)", show_default=False)] = None,
+    seeds: Annotated[str | None, typer.Option(help="Seeds per problem of each sequential method: a count (3: seeds 0,1,2) or a list (0,5,7). (default: 1)", show_default=False)] = None,
+    budget: Annotated[int | None, typer.Option(help=_h("budget", extra=" Per run."), show_default=False)] = None,
+    pool: Annotated[int | None, typer.Option(help="best-of-k: independent samples per problem, sampled once (seeds do not apply); discovery@k for k <= pool from the unbiased estimator. (default: the budget)", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="The bench directory. (default: runs/bench-TIME)", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the bench in --out: finished runs are kept, unfinished ones resume exactly.")] = False,
+    model: Annotated[str | None, typer.Option(help=_h("model"), show_default=False)] = None,
+    sampler: Annotated[SamplerChoice | None, typer.Option(help=_h("sampler"), show_default=False)] = None,  # type: ignore[valid-type]
+    sandbox: Annotated[SandboxChoice | None, typer.Option(help=_h("sandbox"), show_default=False)] = None,
+    device: Annotated[DeviceChoice | None, typer.Option(help=_h("device"), show_default=False)] = None,  # type: ignore[valid-type]
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help=_h("batch_size"), show_default=False)] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="A TOML file of settings, as for solve; [sdpo] applies to the sdpo runs, [multi_turn] to the multi-turn runs.", show_default=False)] = None,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, repeatable, as for solve (method, seed and budget are the bench's own options).", show_default=False)] = None,
+    log_k: Annotated[bool, typer.Option("--log-k", help="Plot discovery against a logarithmic k axis.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final tables.")] = False,
+) -> None:
+    """Compare SDPO with best-of-k and multi-turn on a set of problems: discovery@k in attempts and in seconds.
+
+    Every problem x method x seed is one run directory (the solve format)
+    under the bench directory: plan.json first, then runs/PROBLEM/METHOD/seed-S
+    (best-of-k: runs/PROBLEM/best-of-k/pool, one pool of --pool independent
+    samples, scored with the unbiased pass@k estimator). One model load and one
+    sandbox pool serve every run. When it stops it writes results.json,
+    report.md and discovery.png/.svg (90% bootstrap bands over problems, then
+    seeds); `sdpo-discover report BENCH_DIR` rebuilds them at any time.
+
+    Exit code 0 when every run finished, 2 on bad input, 3 when the sandbox
+    failed, 130 when interrupted (continue with --resume).
+
+    Example:  sdpo-discover bench problems/ --methods sdpo,best-of-k,multi-turn --seeds 3 --budget 64 --out runs/b1
+
+    Example:  sdpo-discover bench --resume --out runs/b1
+    """
+    import time as _time
+
+    from .bench import BenchDir, BenchError, parse_methods, parse_seeds, prepare, run_bench
+    from .discover import RunDirError, SandboxFailed
+    from .report import BenchView
+
+    if resume and out_dir is None:
+        fail("--resume needs --out BENCH_DIR: the bench to continue.")
+    if not resume and not problems:
+        fail("give PROBLEMS (files or folders), or --resume --out BENCH_DIR.")
+    flags: dict[str, object] = {k: v for k, v in {
+        "model": model, "sampler": sampler.value if sampler else None, "sandbox": sandbox.value if sandbox else None,
+        "device": device.value if device else None, "batch_size": batch_size}.items() if v is not None}
+    out_dir = out_dir or Path("runs") / _time.strftime("bench-%Y%m%d-%H%M%S")
+    try:
+        plan = prepare(out_dir, problems or [], methods=parse_methods(methods) if methods else None,
+                       seeds=parse_seeds(seeds) if seeds else None, budget=budget, pool=pool, flags=flags,
+                       config_file=config_file, assignments=settings, resume=resume, command=sys.argv[1:])
+    except (BenchError, config.ConfigError) as e:
+        fail(str(e))
+    view = BenchView(quiet=quiet, console=out, err=err)
+    _install_signal_handlers()
+    _quiet_transformers()
+    if not _state["debug"]:
+        _library_noise_to(BenchDir(out_dir).log)
+    try:
+        stopped = run_bench(BenchDir(out_dir), plan, on_event=view,
+                            progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not quiet else None)
+    except (config.ConfigError, RunDirError) as e:
+        fail(str(e))
+    except SandboxFailed as e:
+        fail(f"{e}\nThe bench is saved: fix the sandbox (`sdpo-discover sandbox doctor`), then continue with "
+             f"`sdpo-discover bench --resume --out {out_dir}`.", EXIT_SANDBOX)
+    except _solve_errors() as e:
+        fail(f"{e}\nThe bench is saved; continue it with `sdpo-discover bench --resume --out {out_dir}`.",
+             EXIT_SANDBOX if type(e).__name__ == "SandboxError" else EXIT_BAD_INPUT)
+    _show_results(out_dir, log_k)
+    if stopped == "interrupted":
+        err.print(f"Interrupted: continue with `sdpo-discover bench --resume --out {out_dir}`.", highlight=False)
+        raise typer.Exit(130)
+
+
+def _show_results(bench_dir: Path, log_k: bool) -> None:
+    from .report import render_tables
+    from .results import tables, write_all
+
+    res = write_all(bench_dir, log_k=log_k)
+    if res["curves"] is None:
+        out.print(f"No problem has all its runs finished yet ({res['runs_finished']} of {res['runs_planned']} runs).")
+    else:
+        if not res["complete"]:
+            out.print(f"[yellow]Partial bench[/]: {res['runs_finished']} of {res['runs_planned']} runs finished; "
+                      f"{len(res['problems_included'])} of {len(res['problems'])} problems included.", highlight=False)
+        for t in render_tables(tables(res)):
+            out.print(t)
+        out.print(f"[dim]{escape(res['conventions'])}[/]", highlight=False)
+    grid = Table.grid(padding=(0, 2))
+    for name in ("report.md", "results.json", "discovery.png", "discovery.svg"):
+        if (bench_dir / name).exists():
+            grid.add_row(name, escape(str(bench_dir / name)))
+    out.print(grid)
+
+
+@app.command()
+def report(
+    bench_dir: Annotated[Path, typer.Argument(help="A bench directory (written by `sdpo-discover bench`).", show_default=False)],
+    log_k: Annotated[bool, typer.Option("--log-k", help="Plot discovery against a logarithmic k axis.")] = False,
+) -> None:
+    """Rebuild a bench's results.json, report.md and discovery.png/.svg from its run directories alone.
+
+    Works on a partial bench too (a bench still running, or stopped): the
+    problems whose runs have all finished enter the figures; the report says
+    which are left out.
+
+    Example:  sdpo-discover report runs/b1 --log-k
+    """
+    from .bench import BenchDir, BenchError
+
+    if not BenchDir(bench_dir).is_bench():
+        fail(f"{bench_dir}: not a bench directory (no plan.json); `sdpo-discover bench PROBLEMS... --out DIR` makes one.")
+    try:
+        _show_results(bench_dir, log_k)
+    except BenchError as e:
+        fail(str(e))
 
 
 # ---------------------------------------------------------------------------------------------

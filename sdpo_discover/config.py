@@ -188,6 +188,8 @@ class SolveConfig:
                                          "small presets), else the paper's 1.0.")
     top_p: float | None = _f(None, "Sampling top-p; none: the preset's (0.95), else the paper's 1.0.")
     top_k: int = _f(0, "Sampling top-k; 0 = off.")
+    stop_on_success: bool = _f(True, "Stop at the first attempt that passes every test; false spends the whole "
+                                     "budget (bench's best-of-k pool, which measures a pass rate, runs so).")
     thinking: bool = _f(False, "Chat templates with a thinking switch (Qwen3) get enable_thinking=this in every "
                                "prompt: student, teacher, multi-turn. The paper: off.")
     gen_batch_size: int = _f(16, "hf sampler: sequences per generate call (decoding on a CPU is bound by reading "
@@ -226,8 +228,9 @@ class SolveConfig:
             raise _bad("top_k", self.top_k, "must be an integer >= 0 (0 = off)")
         if not _is_int(self.seed):
             raise _bad("seed", self.seed, "must be an integer")
-        if not isinstance(self.thinking, bool):
-            raise _bad("thinking", self.thinking, "must be true or false")
+        for name in ("thinking", "stop_on_success"):
+            if not isinstance(getattr(self, name), bool):
+                raise _bad(name, getattr(self, name), "must be true or false")
         if not (_is_real(self.vllm_kv_cache_gib) and self.vllm_kv_cache_gib > 0):
             raise _bad("vllm_kv_cache_gib", self.vllm_kv_cache_gib, "must be > 0")
         if not (_is_real(self.vllm_gpu_memory_utilization) and 0 < self.vllm_gpu_memory_utilization <= 1):

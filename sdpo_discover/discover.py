@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -85,6 +85,57 @@ class SandboxFailed(RuntimeError):
 # The loop
 
 
+@dataclass
+class LoadedModel:
+    """A loaded model with what config.json records of it. One serves many runs (`bench`): an SDPO run wraps
+    it with a fresh LoRA adapter and takes the adapter off again when it ends (methods.SDPOMethod.close)."""
+
+    model: Any
+    tokenizer: Any
+    info: dict[str, Any]  # spec, kind, path, fingerprint, gguf_sha256
+    path: str
+    preset: Any = None  # models.Preset: its measured sampling defaults
+
+    @classmethod
+    def in_process(cls, spec: str, model: Any, tokenizer: Any) -> LoadedModel:
+        from .models import folder_fingerprint
+
+        fp = folder_fingerprint(Path(spec)) if Path(spec, "config.json").is_file() else None
+        return cls(model, tokenizer, {"spec": spec, "kind": "in-process", "path": spec, "fingerprint": fp}, spec)
+
+
+def load_model_for(cfg: SolveConfig, progress: Callable[[str], None] = lambda m: None) -> LoadedModel:
+    """Resolve and load `cfg.model` on `cfg.device` in `cfg.dtype` (the model every run of these settings uses)."""
+    from .models import load_model, resolve_model
+
+    progress(f"resolving model {cfg.model}")
+    resolved = resolve_model(cfg.model, progress=progress)
+    progress(f"loading {resolved.path}")
+    model, tok = load_model(resolved, device=cfg.device, dtype=cfg.dtype)
+    info = {"spec": cfg.model, "kind": resolved.kind, "path": resolved.path, "fingerprint": resolved.fingerprint,
+            "gguf_sha256": resolved.gguf_sha256}
+    return LoadedModel(model, tok, info, resolved.path, resolved.preset)
+
+
+def check_fits(cfg: SolveConfig, problem: Problem, prompts: Any, model: Any) -> int | None:
+    """The model's context length (the engine's for vllm); a ConfigError when the problem's prompt with
+    max_new_tokens does not fit: refused before any sampling (bench: before any run starts)."""
+    context_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if cfg.sampler == "vllm":
+        context_len = min(context_len or cfg.vllm_max_model_len, cfg.vllm_max_model_len)
+    if context_len and len(prompts.student_ids) >= context_len:
+        raise ConfigError(f"problem '{problem.id}': its prompt alone takes {len(prompts.student_ids)} tokens, the model's "
+                          f"context {context_len}" + (" (vllm_max_model_len)" if cfg.sampler == "vllm" else "")
+                          + ": use a model with a longer context, or shorten the statement")
+    if context_len and len(prompts.student_ids) + cfg.max_new_tokens > context_len:
+        raise ConfigError(
+            f"problem '{problem.id}': its prompt takes {len(prompts.student_ids)} tokens and max_new_tokens is "
+            f"{cfg.max_new_tokens}, more than the {context_len} tokens of the model's context"
+            + (" (vllm_max_model_len)" if cfg.sampler == "vllm" else "") + "; lower max_new_tokens (--set "
+            f"max_new_tokens={max(context_len - len(prompts.student_ids), 1)} fits), or use a model with a longer context")
+    return context_len
+
+
 def sampling_seed(seed: int, step: int) -> int:
     """A distinct, reproducible seed per step (the same after a resume)."""
     return (seed * 1_000_003 + step * 7919) % (2**31 - 1)
@@ -93,12 +144,15 @@ def sampling_seed(seed: int, step: int) -> int:
 class Solver:
     """One run: owns the model, the sampler, the judge and the method (methods.py).
 
-    `model`/`tokenizer` may be given (tests, benchmarks); otherwise `config.model` is resolved and loaded.
+    `model`/`tokenizer` may be given (tests, benchmarks), or a `loaded` model (bench: one load serves every
+    run); otherwise `config.model` is resolved and loaded. A `judge` or `sampler` given is shared: the run
+    uses it and leaves it open; the ones it makes itself it closes.
     """
 
     def __init__(self, config: SolveConfig, run_dir: Path, *, problem: Problem | None = None,
                  resume: bool = False, judge: Judge | None = None, on_event: EventSink = _silent,
-                 model: Any = None, tokenizer: Any = None, progress: Callable[[str], None] | None = None) -> None:
+                 model: Any = None, tokenizer: Any = None, progress: Callable[[str], None] | None = None,
+                 loaded: LoadedModel | None = None, sampler: Any = None) -> None:
         self.cfg, self.rd, self.on_event = config, RunDir(run_dir), on_event
         self.progress = progress or (lambda m: None)
         config.validate()
@@ -109,35 +163,28 @@ class Solver:
         else:
             self.rd.create(problem, config)
         self.problem = self.rd.load_problem()
-        self.judge = judge
-        self._model_arg, self._tok_arg = model, tokenizer
-        self.sampler: Any = None
+        self.judge, self._own_judge = judge, judge is None
+        self._model_arg, self._tok_arg, self._loaded = model, tokenizer, loaded
+        self.sampler: Any = sampler
+        self._own_sampler = sampler is None
         self.method: Any = None
 
     # -- set-up --------------------------------------------------------------------------------
 
     def _load(self) -> None:
         from .methods import make_method
-        from .models import folder_fingerprint, load_model, resolve_model
         from .prompts import Prompts
         from .samplers import HFSampler, stop_token_ids
 
         cfg = self.cfg
-        if self._model_arg is None:
-            self.progress(f"resolving model {cfg.model}")
-            resolved = resolve_model(cfg.model, progress=self.progress)
-            self.progress(f"loading {resolved.path}")
-            model, tok = load_model(resolved, device=cfg.device, dtype=cfg.dtype)
-            info = {"spec": cfg.model, "kind": resolved.kind, "path": resolved.path,
-                    "fingerprint": resolved.fingerprint, "gguf_sha256": resolved.gguf_sha256}
-            preset = resolved.preset
-            self.model_path = resolved.path
-        else:
-            model, tok = self._model_arg, self._tok_arg
-            info = {"spec": cfg.model, "kind": "in-process", "path": cfg.model,
-                    "fingerprint": folder_fingerprint(Path(cfg.model)) if Path(cfg.model, "config.json").is_file() else None}
-            preset = None
-            self.model_path = cfg.model
+        if self._loaded is None:
+            if self._model_arg is None:
+                self._loaded = load_model_for(cfg, self.progress)
+            else:
+                self._loaded = LoadedModel.in_process(cfg.model, self._model_arg, self._tok_arg)
+        lm = self._loaded
+        model, tok, preset, info = lm.model, lm.tokenizer, lm.preset, dict(lm.info)
+        self.model_path = lm.path
         # Sampling defaults: the preset's measured ones for small models, else the paper's (1.0, 1.0).
         self.temperature = cfg.temperature if cfg.temperature is not None else (preset.temperature if preset else 1.0)
         self.top_p = cfg.top_p if cfg.top_p is not None else (preset.top_p if preset else 1.0)
@@ -147,19 +194,13 @@ class Solver:
             self.rd.write_config(cfg, info)
         self.tokenizer = tok
         prompts = Prompts(tok, self.problem, thinking=cfg.thinking, restate_format=cfg.sdpo.restate_format)
-        context_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-        if cfg.sampler == "vllm":
-            context_len = min(context_len or cfg.vllm_max_model_len, cfg.vllm_max_model_len)
-        if context_len and len(prompts.student_ids) + cfg.max_new_tokens > context_len:  # refused before sampling
-            raise ConfigError(
-                f"problem '{self.problem.id}': its prompt takes {len(prompts.student_ids)} tokens and max_new_tokens is "
-                f"{cfg.max_new_tokens}, more than the {context_len} tokens of the model's context"
-                + (" (vllm_max_model_len)" if cfg.sampler == "vllm" else "") + "; lower max_new_tokens (--set "
-                f"max_new_tokens={max(context_len - len(prompts.student_ids), 1)} fits), or use a model with a longer context")
+        context_len = check_fits(cfg, self.problem, prompts, model)
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else stop_token_ids(tok, model)[0]
         self.method = make_method(cfg, prompts, self.rd, model=model, pad_id=pad_id, context_len=context_len)
         self.model = getattr(self.method, "model", model)  # sdpo: the model with its LoRA adapter
-        if cfg.sampler == "hf":
+        if self.sampler is not None:
+            pass  # shared (bench): a vLLM engine serving several runs, each its own LoRA requests
+        elif cfg.sampler == "hf":
             self.sampler = HFSampler(self.model, tok, batch_size=cfg.gen_batch_size)
         else:
             from .samplers import VLLMSampler
@@ -234,7 +275,8 @@ class Solver:
         t_start = time.monotonic()
         rd, cfg = self.rd, self.cfg
         prior = rd.load_summary()
-        if prior and prior.solved:
+        if prior and ((prior.solved and cfg.stop_on_success)
+                      or (prior.stopped == "budget" and prior.attempts_used == cfg.budget)):
             self.on_event("done", {"summary": prior, "already": True})
             return prior
         self._load()
@@ -250,7 +292,8 @@ class Solver:
         if self.judge is None:
             self.judge = self._make_judge()
         log, steplog = JsonlAppender(rd.attempts), JsonlAppender(rd.steps)
-        solved_by, stopped = None, "budget"
+        # the first passing attempt so far (a run that does not stop at it, a best-of-k pool, may have one already)
+        solved_by, stopped = next((done[i] for i in sorted(done) if done[i].passed), None), "budget"
         try:
             while used < cfg.budget:
                 n = min(cfg.step_size, cfg.budget - used)
@@ -261,8 +304,9 @@ class Solver:
                 attempts = self._grade(step, used, batch, turns, gen_s, done, log)
                 exec_s, used = time.monotonic() - t0, used + n
                 winners = [a for a in attempts if a.passed]
-                solved_by = winners[0] if winners else None
-                ends_run = bool(winners) or used >= cfg.budget  # such a step takes no update, and does not commit
+                solved_by = solved_by or (winners[0] if winners else None)
+                # a step that ends the run takes no update, and does not commit
+                ends_run = (bool(winners) and cfg.stop_on_success) or used >= cfg.budget
                 stats, upd_s = None, 0.0
                 if not ends_run:
                     t0 = time.monotonic()
@@ -286,7 +330,7 @@ class Solver:
                     times[k] += v
                 self.on_event("step", {"record": rec, "used": used, "budget": cfg.budget})
                 step += 1
-                if solved_by:
+                if winners and cfg.stop_on_success:
                     stopped = "solved"
                     break
         except KeyboardInterrupt:
@@ -294,10 +338,12 @@ class Solver:
         finally:
             log.close()
             steplog.close()
-            if self.judge is not None:
+            if self.judge is not None and self._own_judge:
                 self.judge.close()
-            if self.sampler is not None:
+            if self.sampler is not None and self._own_sampler:
                 self.sampler.close()
+            if self.method is not None:
+                self.method.close()  # sdpo: the adapter comes off the model, which may serve the next run
         if solved_by is not None:
             write_atomic(rd.solution, solved_by.code or "")
         wall = state.wall_before + time.monotonic() - t_start

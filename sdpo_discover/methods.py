@@ -11,6 +11,7 @@ What differs between them is only this (`Method`):
     adapter()                   the adapter folder the next batch samples from (None: the base model)
     update(attempts)            after a graded batch that did not end the run; returns the learner's stats
     restore(version)            after a resume: the state of `version` committed updates
+    close()                     the run is over: leave the model as it was given (sdpo: the adapter comes off)
 
 A method's state is either derived from attempts.jsonl (multi-turn's chains) or saved in the adapter
 folder of its version before the step commits (sdpo), so a resume rebuilds it from the run directory alone.
@@ -53,6 +54,8 @@ class Method(Protocol):
 
     def restore(self, version: int) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class BestOfK:
     """Independent samples from the base model (docs/reference/SDPO.md section 5): the same prompt every time, nothing learnt."""
@@ -73,6 +76,9 @@ class BestOfK:
         return None
 
     def restore(self, version: int) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -189,6 +195,20 @@ class SDPOMethod:
         self.learner.load_state_dict(st["learner"])
         torch.set_rng_state(st["rng"]["torch"])
         random.setstate(st["rng"]["python"])
+
+    def close(self) -> None:
+        """Take the LoRA layers off the base model (peft's unload), so that the model given to this run serves the
+        next one as it was loaded (bench: one model load, a fresh adapter per SDPO run)."""
+        if getattr(self, "model", None) is None or not hasattr(self.model, "unload"):
+            return
+        base = self.model.unload()
+        if self.cfg.sdpo.gradient_checkpointing:  # the learner turned it on for this run's updates
+            if hasattr(base, "gradient_checkpointing_disable"):
+                base.gradient_checkpointing_disable()
+            if hasattr(base, "disable_input_require_grads"):
+                base.disable_input_require_grads()
+        base.eval()
+        self.model = None
 
 
 def make_method(cfg: SolveConfig, prompts: Prompts, rd: RunDir, *, model: Any = None, pad_id: int = 0,

@@ -216,3 +216,93 @@ def write_plot(run_dir: Path, attempts: Sequence[Attempt], budget: int, title: s
     path = Path(run_dir) / "discovery.svg"
     path.write_text(discovery_svg(sorted(attempts, key=lambda a: a.index), budget, title), encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# bench
+
+
+class BenchView:
+    """The live view of `bench`: runs done / total with an ETA, the current run's attempts, a line per finished
+    run; plain lines without a terminal. Consumes bench.run_bench's events (and each run's, forwarded)."""
+
+    def __init__(self, quiet: bool = False, console: Console | None = None, err: Console | None = None) -> None:
+        self.quiet = quiet
+        self.out = console or Console()
+        self.err = err or Console(stderr=True)
+        self.progress: Progress | None = None
+        self.runs_task: Any = None
+        self.run_task: Any = None
+        self.t_run = time.monotonic()
+
+    def __call__(self, kind: str, payload: dict[str, Any]) -> None:
+        getattr(self, f"_on_{kind}", lambda p: None)(payload)
+
+    def _print(self, text: str) -> None:
+        if not self.quiet:
+            (self.progress.console if self.progress else self.out).print(text, highlight=False)
+
+    def _on_warning(self, p: dict[str, Any]) -> None:
+        self.err.print(f"[yellow]Warning:[/] {escape(p['message'])}", highlight=False)
+
+    def _on_bench_start(self, p: dict[str, Any]) -> None:
+        plan = p["plan"]
+        done = p["total"] - p["todo"]
+        self._print(f"[bold]bench[/]: {len(plan.problems)} problem(s) × {', '.join(plan.methods)}; seeds {plan.seeds}; "
+                    f"budget {plan.budget}; best-of-k pool {plan.pool} — {p['total']} runs"
+                    + (f", {done} finished already" if done else ""))
+        if self.out.is_terminal and not self.quiet and p["todo"]:
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.out,
+                                     transient=True)
+            self.runs_task = self.progress.add_task("runs", total=p["total"], completed=done)
+            self.run_task = self.progress.add_task("", total=1, visible=False)
+            self.progress.start()
+
+    def _on_run_start(self, p: dict[str, Any]) -> None:
+        run = p["run"]
+        self.t_run = time.monotonic()
+        budget = run.settings["budget"]
+        if self.progress is not None:
+            self.progress.update(self.run_task, description=f"  {run.id} attempts", total=budget, completed=0,
+                                 visible=True)
+        elif not self.quiet:
+            self._print(f"[dim]run {p['index'] + 1}/{p['total']}: {escape(run.id)}"
+                        + (" (resumed)" if p["resumed"] else "") + "[/]")
+
+    def _on_start(self, p: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.update(self.run_task, completed=len(p["attempts"]))
+
+    def _on_attempt(self, p: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.update(self.run_task, advance=1)
+
+    def _on_run_done(self, p: dict[str, Any]) -> None:
+        s: Summary = p["summary"]
+        run = p["run"]
+        if s.stopped == "interrupted":
+            return
+        if self.progress is not None:
+            self.progress.update(self.runs_task, advance=1)
+        what = (f"[green]solved at attempt {s.first_success_index}[/]" if s.solved and run.seed is not None
+                else f"pool of {s.attempts_used}: {'first pass at ' + str(s.first_success_index) if s.solved else 'no pass'}"
+                if run.seed is None else f"not solved in {s.attempts_used}")
+        self._print(f"{escape(run.id)}: {what}  [dim]({_fmt_s(time.monotonic() - self.t_run)})[/]")
+
+    def _on_bench_done(self, p: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def render_tables(rows: Sequence[tuple[str, list[str], list[list[str]]]]) -> list[Table]:
+    out = []
+    for title, header, body in rows:
+        t = Table(title=title, title_justify="left", show_lines=False)
+        for i, h in enumerate(header):
+            t.add_column(h, justify="left" if i == 0 else "right", overflow="fold")
+        for r in body:
+            t.add_row(*[escape(c) for c in r])
+        out.append(t)
+    return out

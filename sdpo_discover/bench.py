@@ -1,0 +1,415 @@
+"""`sdpo-discover bench`: every problem x method x seed as one run directory (the solve format), under one bench
+directory; one model load and one sandbox pool serve every run.
+
+    BENCH/plan.json                         written first: problems (with their hashes), methods, seeds, budget,
+                                            pool, each run's resolved settings, the command
+    BENCH/problems/<id>.json                the problems as planned (a resume needs no source files)
+    BENCH/runs/<id>/best-of-k/pool/         best-of-k: one pool of `pool` independent samples per problem
+                                            (stop_on_success false; seeds do not apply; SDPO.md section 5)
+    BENCH/runs/<id>/<method>/seed-<s>/      sdpo and multi-turn: one run per seed, stopping at the first success
+    BENCH/results.json, report.md, discovery.png, discovery.svg   results.py (`sdpo-discover report` rebuilds them)
+
+A run with summary.json (not interrupted) is finished and never redone; an unfinished one resumes exactly as
+`solve --resume` does (store.py). `--resume` of a bench whose plan would differ is refused with what differs.
+Imports only the standard library at module level; running imports the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import METHODS, ConfigError, SolveConfig, load_toml, merge_settings, parse_assignment
+from .problems import Problem, ProblemError, load_problem, load_problems
+from .store import RunDir, write_atomic
+
+PLAN_FORMAT = 1
+EventSink = Callable[[str, dict[str, Any]], None]
+# Settings a bench sets itself, per run: given in --set or a config file they would be silently replaced.
+_BENCH_OWNED = {"method": "--methods", "seed": "--seeds", "budget": "--budget", "stop_on_success": "(per run)",
+                "problem": "PROBLEMS"}
+
+
+class BenchError(ValueError):
+    """The bench cannot start or continue (bad input, a plan that differs from the saved one)."""
+
+
+@dataclass
+class PlannedRun:
+    id: str  # "<problem>/<method>/seed-<s>", or "<problem>/best-of-k/pool"
+    problem: str
+    method: str
+    seed: int | None  # None: the best-of-k pool
+    settings: dict[str, Any]  # SolveConfig.to_json(), resolved
+
+    @property
+    def config(self) -> SolveConfig:
+        return SolveConfig.from_dict(self.settings, where=f"plan run {self.id}")
+
+
+@dataclass
+class Plan:
+    problems: list[dict[str, str]]  # id, source, sha256
+    methods: list[str]
+    seeds: list[int]
+    budget: int
+    pool: int
+    runs: list[PlannedRun]
+    command: list[str]
+    format: int = PLAN_FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": self.format, "command": self.command, "problems": self.problems, "methods": self.methods,
+                "seeds": self.seeds, "budget": self.budget, "pool": self.pool,
+                "runs": [asdict(r) for r in self.runs]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Plan:
+        return cls(problems=d["problems"], methods=d["methods"], seeds=d["seeds"], budget=d["budget"],
+                   pool=d["pool"], runs=[PlannedRun(**r) for r in d["runs"]], command=d.get("command", []),
+                   format=d.get("format", PLAN_FORMAT))
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+
+
+def parse_methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise BenchError(f"unknown method(s) {', '.join(bad) or '(none given)'}: --methods takes a comma-separated "
+                         f"list of {', '.join(METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise BenchError(f"--methods lists a method twice: {text}")
+    return methods
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'3' -> seeds 0, 1, 2; '0,5,7' -> those."""
+    try:
+        if "," not in text:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            return list(range(n))
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise BenchError(f"--seeds {text!r}: give a count (3: seeds 0, 1, 2) or a comma-separated list (0,5,7)") from None
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise BenchError(f"--seeds {text!r}: a seed is listed twice")
+    return seeds
+
+
+def gather_problems(paths: Sequence[Path]) -> list[tuple[Problem, str, bytes]]:
+    """Every problem of the given files (a problem.json, a LiveCodeBench .json/.jsonl of one or more records) and
+    folders (their *.json and *.jsonl files, not recursive): (problem, source, its canonical JSON). Every
+    unreadable or invalid file is named (all of them, not the first only); a problem id seen twice is an error."""
+    problems: list[tuple[Problem, str, bytes]] = []
+    errors: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl") and p.is_file())
+            if not files:
+                errors.append(f"{path}: a folder with no .json or .jsonl problem files")
+        elif path.is_file():
+            files = [path]
+        else:
+            errors.append(f"{path}: no such file or folder")
+            continue
+        for f in files:
+            try:
+                found = load_problems(f) if f.suffix == ".jsonl" else [load_problem(f)]
+            except (ProblemError, OSError, ValueError) as e:
+                errors.append(str(e) if str(f) in str(e) else f"{f}: {e}")
+                continue
+            problems += [(p, str(f), json.dumps(p.to_json(), sort_keys=True).encode()) for p in found]
+    if errors:
+        raise BenchError("cannot read every problem; nothing was started:\n  " + "\n  ".join(errors))
+    if not problems:
+        raise BenchError("no problems given: pass problem files or folders")
+    seen: dict[str, str] = {}
+    for p, src, _ in problems:
+        if p.id in seen:
+            raise BenchError(f"two problems have the id '{p.id}' ({seen[p.id]} and {src}); a bench needs each id once "
+                             "(its runs are named after it): rename one")
+        seen[p.id] = src
+    return problems
+
+
+def base_settings(flags: dict[str, Any], config_file: Path | None, assignments: Sequence[str] | None) -> dict[str, Any]:
+    """The settings every run of the bench shares (defaults < config file < flags < --set), not yet per method."""
+    updates = dict(flags)
+    for item in assignments or []:
+        k, v = parse_assignment(item)
+        updates[k] = v
+    base = load_toml(config_file) if config_file is not None else {}
+    for key, how in _BENCH_OWNED.items():
+        if key in updates or key in base:
+            if key == "budget" and key not in updates:
+                continue  # a config file's budget is the bench's budget unless --budget says otherwise
+            raise BenchError(f"setting '{key}' is set by the bench per run: use {how} instead")
+    merged = merge_settings(base, updates)
+    merged.setdefault("keep_adapters", "last")  # a bench keeps each run's last adapter only, unless asked
+    return merged
+
+
+def run_settings(base: dict[str, Any], method: str, seed: int, budget: int, stop_on_success: bool = True) -> SolveConfig:
+    """One run's settings: the bench's, with only the sections that apply to `method` (sdpo.* to sdpo,
+    multi_turn.* to multi-turn), validated."""
+    d = {k: v for k, v in base.items() if not (k == "sdpo" and method != "sdpo")
+         and not (k == "multi_turn" and method != "multi-turn")}
+    d.update(method=method, seed=seed, budget=budget, stop_on_success=stop_on_success)
+    cfg = SolveConfig.from_dict(d, where="bench settings")
+    cfg.validate()
+    return cfg
+
+
+def make_plan(problem_paths: Sequence[Path], methods: Sequence[str], seeds: Sequence[int], budget: int | None,
+              pool: int | None, *, flags: dict[str, Any] | None = None, config_file: Path | None = None,
+              assignments: Sequence[str] | None = None, command: Sequence[str] = ()) -> tuple[Plan, list[Problem]]:
+    """Check everything a bench needs before anything starts: problems, methods, seeds, settings, budget."""
+    problems = gather_problems(problem_paths)
+    base = base_settings(flags or {}, config_file, assignments)
+    budget = int(budget if budget is not None else base.pop("budget", SolveConfig().budget))
+    base.pop("budget", None)
+    pool = int(pool if pool is not None else budget)
+    if budget < 1 or pool < 1:
+        raise BenchError(f"--budget and --pool must be >= 1 (got {budget}, {pool})")
+    runs: list[PlannedRun] = []
+    for prob, _, _ in problems:
+        for method in methods:
+            if method == "best-of-k":
+                cfg = run_settings(base, method, seeds[0], pool, stop_on_success=False)
+                if pool < cfg.step_size:
+                    raise BenchError(f"--pool {pool} is smaller than a batch ({cfg.step_size} attempts): raise --pool "
+                                     f"or lower --batch-size")
+                runs.append(PlannedRun(f"{prob.id}/best-of-k/pool", prob.id, method, None, cfg.to_json()))
+                continue
+            for seed in seeds:
+                cfg = run_settings(base, method, seed, budget)
+                if budget < cfg.step_size:
+                    raise BenchError(f"--budget {budget} is smaller than one batch of {method} ({cfg.step_size} "
+                                     "attempts): raise --budget or lower --batch-size"
+                                     + (" (multi_turn.chains)" if method == "multi-turn" else ""))
+                runs.append(PlannedRun(f"{prob.id}/{method}/seed-{seed}", prob.id, method, seed, cfg.to_json()))
+    plan = Plan(problems=[{"id": p.id, "source": src, "sha256": hashlib.sha256(b).hexdigest()} for p, src, b in problems],
+                methods=list(methods), seeds=list(seeds), budget=budget, pool=pool, runs=runs, command=list(command))
+    return plan, [p for p, _, _ in problems]
+
+
+# ---------------------------------------------------------------------------------------------
+# The bench directory
+
+
+class BenchDir:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    plan_path = property(lambda self: self.path / "plan.json")
+    results = property(lambda self: self.path / "results.json")
+    report = property(lambda self: self.path / "report.md")
+    log = property(lambda self: self.path / "log.txt")
+    timing = property(lambda self: self.path / "timing.json")
+
+    def run_dir(self, run: PlannedRun) -> Path:
+        return self.path / "runs" / run.id
+
+    def problem_file(self, problem_id: str) -> Path:
+        return self.path / "problems" / f"{problem_id}.json"
+
+    def is_bench(self) -> bool:
+        return self.plan_path.is_file()
+
+    def load_plan(self) -> Plan:
+        try:
+            return Plan.from_json(json.loads(self.plan_path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise BenchError(f"{self.plan_path}: not a readable bench plan ({e})") from None
+
+    def create(self, plan: Plan, problems: Sequence[Problem]) -> None:
+        if self.path.exists() and any(self.path.iterdir()):
+            hint = "pass --resume to continue it" if self.is_bench() else "choose an empty or new folder"
+            raise BenchError(f"{self.path}: exists and is not empty; {hint}, or choose another --out")
+        (self.path / "problems").mkdir(parents=True, exist_ok=True)
+        for p in problems:
+            write_atomic(self.problem_file(p.id), json.dumps(p.to_json(), indent=2))
+        write_atomic(self.plan_path, json.dumps(plan.to_json(), indent=2))  # last: its presence means complete
+
+    def load_problem(self, problem_id: str) -> Problem:
+        return load_problem(self.problem_file(problem_id))
+
+    def finished(self, run: PlannedRun) -> bool:
+        s = RunDir(self.run_dir(run)).load_summary()
+        return s is not None and s.stopped != "interrupted"
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def run_bench(bench: BenchDir, plan: Plan, *, on_event: EventSink = lambda k, p: None,
+              progress: Callable[[str], None] = lambda m: None, model: Any = None, tokenizer: Any = None,
+              judge: Any = None) -> str:
+    """Run every unfinished run of the plan, in order; returns "done" or "interrupted" (Ctrl-C, SIGTERM).
+
+    model/tokenizer/judge: for tests (an in-process model, a synthetic judge); otherwise the plan's model is
+    loaded once and one sandbox pool is made for every run."""
+    from .discover import LoadedModel, Solver, load_model_for
+    from .report import write_plot
+
+    t_start = time.monotonic()
+    todo = [r for r in plan.runs if not bench.finished(r)]
+    on_event("bench_start", {"plan": plan, "todo": len(todo), "total": len(plan.runs)})
+    if not todo:
+        on_event("bench_done", {"stopped": "done"})
+        return "done"
+    first = todo[0].config
+    t0 = time.monotonic()
+    loaded = (LoadedModel.in_process(first.model, model, tokenizer) if model is not None
+              else load_model_for(first, progress))
+    load_s = time.monotonic() - t0
+    _preflight(bench, todo, loaded)
+    own_judge = judge is None
+    if own_judge:
+        from .discover import SandboxJudge
+        from .sandbox import make_executor
+
+        pool = min(max(r.config.step_size for r in todo), 16) if first.sandbox in ("docker", "auto") else 1
+        judge = SandboxJudge(make_executor(first.sandbox, pool_size=pool,  # type: ignore[arg-type]
+                                           warn=lambda m: on_event("warning", {"message": m})))
+    sampler = None
+    if first.sampler == "vllm":  # one engine for every run: each run's adapter versions are its own LoRA requests
+        from .samplers import VLLMSampler
+
+        progress("starting the vLLM engine")
+        sampler = VLLMSampler(loaded.path, max_model_len=first.vllm_max_model_len,
+                              max_lora_rank=max([8] + [r.config.sdpo.lora_r for r in todo]),
+                              gpu_memory_utilization=first.vllm_gpu_memory_utilization,
+                              kv_cache_gib=first.vllm_kv_cache_gib, device=first.device, dtype=first.dtype,
+                              seed=first.seed)
+    stopped, runs_s = "done", 0.0
+    try:
+        for i, run in enumerate(plan.runs):
+            if bench.finished(run):
+                continue
+            path = bench.run_dir(run)
+            rd = RunDir(path)
+            resume = rd.is_run()
+            if not resume and path.exists():
+                shutil.rmtree(path)  # killed before its config was written: nothing of it counted yet
+            on_event("run_start", {"run": run, "index": i, "total": len(plan.runs), "resumed": resume})
+
+            def forward(kind: str, payload: dict[str, Any], run: PlannedRun = run) -> None:
+                on_event(kind, {**payload, "run": run})
+
+            t_run = time.monotonic()
+            solver = Solver(run.config, path, problem=None if resume else bench.load_problem(run.problem),
+                            resume=resume, judge=judge, on_event=forward, progress=progress, loaded=loaded,
+                            sampler=sampler)
+            summary = solver.run()
+            runs_s += time.monotonic() - t_run
+            write_plot(path, rd.load_attempts(), summary.budget, f"{summary.problem} ({run.method}"
+                       f"{'' if run.seed is None else ', seed ' + str(run.seed)})")
+            on_event("run_done", {"run": run, "summary": summary})
+            if summary.stopped == "interrupted":
+                stopped = "interrupted"
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    finally:
+        if own_judge and judge is not None:
+            judge.close()
+        if sampler is not None:
+            sampler.close()
+        _record_timing(bench, time.monotonic() - t_start, runs_s, load_s)
+    on_event("bench_done", {"stopped": stopped})
+    return stopped
+
+
+def _preflight(bench: BenchDir, todo: Sequence[PlannedRun], loaded: Any) -> None:
+    """What each run would refuse at its start (a prompt that does not fit the context), checked for every
+    problem before the first run: a bench does not stop hours in on its tenth problem."""
+    from .discover import check_fits
+    from .prompts import Prompts
+
+    seen = set()
+    for run in todo:
+        cfg = run.config
+        key = (run.problem, cfg.max_new_tokens, cfg.thinking)
+        if key in seen:
+            continue
+        seen.add(key)
+        prob = bench.load_problem(run.problem)
+        prompts = Prompts(loaded.tokenizer, prob, thinking=cfg.thinking, restate_format=cfg.sdpo.restate_format)
+        check_fits(cfg, prob, prompts, loaded.model)
+
+
+def _record_timing(bench: BenchDir, wall_s: float, runs_s: float, load_s: float) -> None:
+    """timing.json: one entry per bench session (wall time, time inside runs, the model load), for the overhead
+    split; not part of results.json (which is rebuilt from the run directories alone)."""
+    try:
+        sessions = json.loads(bench.timing.read_text()).get("sessions", [])
+    except (OSError, ValueError):
+        sessions = []
+    sessions.append({"wall_s": round(wall_s, 3), "runs_s": round(runs_s, 3), "model_load_s": round(load_s, 3),
+                     "argv": sys.argv[1:]})
+    write_atomic(bench.timing, json.dumps({"sessions": sessions}, indent=2))
+
+
+def prepare(bench_path: Path, problem_paths: Sequence[Path], *, methods: Sequence[str] | None, seeds: Sequence[int] | None,
+            budget: int | None, pool: int | None, flags: dict[str, Any], config_file: Path | None,
+            assignments: Sequence[str] | None, resume: bool, command: Sequence[str]) -> Plan:
+    """The bench directory ready to run: a new one planned and created, or a saved one checked against what this
+    invocation asks (on --resume, anything given must agree with the saved plan)."""
+    bench = BenchDir(bench_path)
+    if resume:
+        if not bench.is_bench():
+            raise BenchError(f"{bench_path}: not a bench directory (no plan.json); start one with "
+                             f"`sdpo-discover bench PROBLEMS... --out {bench_path}`")
+        saved = bench.load_plan()
+        if config_file is not None:
+            raise BenchError("a resumed bench keeps its settings: drop --config (start a new bench, another --out, to "
+                             "change them)")
+        diff = []
+        for name, given in (("methods", methods), ("seeds", seeds), ("budget", budget), ("pool", pool)):
+            if given is not None and (list(given) if isinstance(given, list | tuple) else given) != getattr(saved, name):
+                diff.append(f"{name}: {getattr(saved, name)} planned, {list(given) if isinstance(given, tuple) else given} now")
+        if problem_paths:
+            new = {p.id: hashlib.sha256(b).hexdigest() for p, _, b in gather_problems(problem_paths)}
+            old = {p["id"]: p["sha256"] for p in saved.problems}
+            if new.keys() != old.keys():
+                diff.append(f"problems: {sorted(old)} planned, {sorted(new)} now")
+            diff += [f"problem {k}: its file changed (sha256 differs)" for k in old if k in new and old[k] != new[k]]
+        updates = dict(flags)
+        for item in assignments or []:
+            k, v = parse_assignment(item)
+            updates[k] = v
+        for key, value in updates.items():
+            section = key.split(".", 1)[0] if "." in key else None
+            owners = [r for r in saved.runs if section is None or (section == "sdpo" and r.method == "sdpo")
+                      or (section == "multi_turn" and r.method == "multi-turn")]
+            if any(merge_settings(r.settings, {key: value}) != r.settings for r in owners):
+                diff.append(f"setting {key}: {value!r} now")
+        if diff:
+            raise BenchError(f"{bench_path}: this bench was planned differently; --resume continues the saved plan "
+                             "as it is. What differs:\n  " + "\n  ".join(diff)
+                             + "\nResume without those options, or start a new bench (another --out).")
+        return saved
+    if methods is None:
+        methods = list(METHODS)
+    plan, problems = make_plan(problem_paths, methods, seeds or [0], budget, pool, flags=flags,
+                               config_file=config_file, assignments=assignments, command=command)
+    bench.create(plan, problems)
+    return plan
+
+
+__all__ = ["BenchDir", "BenchError", "ConfigError", "Plan", "PlannedRun", "make_plan", "parse_methods",
+           "parse_seeds", "prepare", "run_bench"]

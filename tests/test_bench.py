@@ -1,0 +1,244 @@
+"""`sdpo-discover bench` and `report`: two tiny synthetic problems, all three methods x 2 seeds, killed mid-way
+(a hard kill: os._exit in a spawned child) and resumed; every attempt counted once and equal to an
+uninterrupted bench; `report` reproducing results.json exactly, also on the partial bench; bad input.
+
+The model is the tiny random one (models.save_tiny_model); the judge is synthetic so that some attempts pass:
+an attempt passes when the sha256 of its text falls in a problem's share (1/3, 1/6), and the feedback is the
+real renderer's over that verdict. Everything else is the production path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from sdpo_discover.bench import BenchDir, prepare, run_bench
+from sdpo_discover.cli import app
+from sdpo_discover.discover import Solver
+from sdpo_discover.feedback import render_feedback
+from sdpo_discover.models import save_tiny_model
+from sdpo_discover.problems import Problem, TestCase
+from sdpo_discover.results import build_results, write_all
+from sdpo_discover.sandbox.verdicts import AttemptResult, AttemptStatus, TestVerdict, Verdict
+from sdpo_discover.store import RunDir, read_jsonl
+
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+VOLATILE = {"execute_s", "generate_s", "update_s", "wall_s"}
+RATES = {"tiny-a": 3, "tiny-b": 6}
+ARGS = dict(methods=["sdpo", "best-of-k", "multi-turn"], seeds=[0, 1], budget=8, pool=12)
+
+
+class HashJudge:
+    name = "synthetic"
+
+    def grade(self, problem: Problem, response: str, truncated: bool) -> AttemptResult:
+        ok = int(hashlib.sha256(response.encode()).hexdigest(), 16) % RATES[problem.id] == 0
+        v = TestVerdict(index=0, verdict=Verdict.PASSED if ok else Verdict.WRONG_ANSWER, stdout=response[:30])
+        return AttemptResult(AttemptStatus.PASSED if ok else AttemptStatus.FAILED, tests=[v], code=response)
+
+    def feedback(self, problem: Problem, result: AttemptResult) -> str | None:
+        return render_feedback(problem, result)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("bench")
+    tiny = save_tiny_model(root / "tiny")
+    files = []
+    for pid, text in (("tiny-a", "Print A+B."), ("tiny-b", "Print A-B.")):
+        p = Problem(id=pid, title=pid, statement=text, test_type="stdin", tests=(TestCase("1 2\n", "3\n"),))
+        f = root / f"{pid}.json"
+        f.write_text(json.dumps(p.to_json()))
+        files.append(f)
+    flags = {"model": str(tiny), "batch_size": 4, "sandbox": "local"}
+    sets = ["max_new_tokens=8", "gen_batch_size=4", "sdpo.lr=0.05"]
+    return {"root": root, "tiny": tiny, "files": files, "flags": flags, "sets": sets}
+
+
+def _plan(setup: dict[str, Any], out: Path, resume: bool = False) -> Any:
+    return prepare(out, [] if resume else setup["files"], flags={} if resume else setup["flags"],
+                   config_file=None, assignments=None if resume else setup["sets"], resume=resume,
+                   command=["bench", "tiny-a.json", "tiny-b.json"], **({k: None for k in ARGS} if resume else ARGS))
+
+
+def _contents(bench: Path) -> dict[str, Any]:
+    out = {}
+    for run in BenchDir(bench).load_plan().runs:
+        rd = RunDir(BenchDir(bench).run_dir(run))
+        s = json.loads(rd.summary.read_text())
+        out[run.id] = {
+            "attempts": [{k: v for k, v in a.items() if k not in VOLATILE} for a in read_jsonl(rd.attempts)],
+            "steps": [{k: v for k, v in a.items() if k not in VOLATILE} for a in read_jsonl(rd.steps)],
+            "summary": {k: s[k] for k in ("solved", "first_success_index", "attempts_used", "steps", "stopped")},
+            "adapters": sorted(f.name for f in rd.adapters.glob("v*")) if rd.adapters.exists() else []}
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(setup: dict[str, Any]) -> Path:
+    out = setup["root"] / "reference"
+    plan = _plan(setup, out)
+    assert run_bench(BenchDir(out), plan, judge=HashJudge()) == "done"
+    return out
+
+
+def _killed_bench(setup: dict[str, Any], out: str, after: int) -> None:
+    """In a spawned child: run the bench and die like kill -9 at the `after`-th graded attempt."""
+    seen = {"n": 0}
+
+    def on_event(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "attempt":
+            seen["n"] += 1
+            if seen["n"] == after:
+                os._exit(137)
+
+    run_bench(BenchDir(Path(out)), BenchDir(Path(out)).load_plan(), judge=HashJudge(), on_event=on_event)
+    os._exit(0)
+
+
+def test_a_killed_bench_resumes_exactly_and_report_reproduces_results(setup: dict[str, Any], reference: Path,
+                                                                     tmp_path: Path) -> None:
+    ref = _contents(reference)
+    total = sum(len(r["attempts"]) for r in ref.values())
+    out = tmp_path / "bench"
+    _plan(setup, out)
+    assert BenchDir(out).plan_path.is_file() and not (out / "runs").exists()  # plan.json first, nothing run yet
+    after = total // 2 + 1
+    proc = multiprocessing.get_context("spawn").Process(target=_killed_bench, args=(setup, str(out), after))
+    proc.start()
+    proc.join(300)
+    assert proc.exitcode == 137
+    finished_before = [r.id for r in BenchDir(out).load_plan().runs if BenchDir(out).finished(r)]
+    assert 0 < len(finished_before) < len(ref)
+
+    # the partial bench: report works on what is finished, and says so
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    partial = json.loads((out / "results.json").read_text())
+    assert not partial["complete"] and partial["runs_finished"] == len(finished_before)
+    assert "partial" in (out / "report.md").read_text()
+    mtimes = {rid: (BenchDir(out).path / "runs" / rid / "summary.json").stat().st_mtime_ns for rid in finished_before}
+
+    # resume: finished runs are not redone; the unfinished one continues from its own run directory
+    plan = _plan(setup, out, resume=True)
+    assert run_bench(BenchDir(out), plan, judge=HashJudge()) == "done"
+    assert {rid: (BenchDir(out).path / "runs" / rid / "summary.json").stat().st_mtime_ns for rid in finished_before} == mtimes
+    got = _contents(out)
+    assert got.keys() == ref.keys()
+    for rid in ref:
+        assert [a["index"] for a in got[rid]["attempts"]] == list(range(len(got[rid]["attempts"]))), rid  # once each
+        assert got[rid] == ref[rid], rid
+    assert any(r["summary"]["solved"] for r in got.values()) and not all(r["summary"]["solved"] for r in got.values())
+    # the pool spends its whole budget (it does not stop at a success); a bench keeps the last adapter only
+    pool = got["tiny-a/best-of-k/pool"]
+    assert pool["summary"]["attempts_used"] == 12 and pool["adapters"] == []
+    assert all(len(r["adapters"]) <= 1 for r in got.values())
+
+    written = write_all(out)
+    first = (out / "results.json").read_bytes()
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "results.json").read_bytes() == first  # rebuilt from the run directories alone: the same
+    assert written["complete"] and written["problems_included"] == ["tiny-a", "tiny-b"]
+    for name in ("report.md", "discovery.png", "discovery.svg"):
+        assert (out / name).stat().st_size > 0
+    # the attempt statistics equal the uninterrupted bench's (the seconds differ: they are measured)
+    ref_res = build_results(reference)
+    for key in ("curves", "discovery_at_budget", "mean_attempts", "per_problem"):
+        assert written[key] == ref_res[key], key
+    for m in ("sdpo", "best-of-k", "multi-turn"):
+        assert written["curves"][m]["lo"][8] <= written["curves"][m]["mean"][8] <= written["curves"][m]["hi"][8]
+    assert "sdpo-discover bench tiny-a.json tiny-b.json" in (out / "report.md").read_text()
+
+
+def test_results_agree_with_the_run_directories(reference: Path) -> None:
+    res = build_results(reference)
+    plan = BenchDir(reference).load_plan()
+    B = plan.budget
+    # best-of-k's discovery@k is the unbiased estimator over each pool; sdpo's is the mean over seeds of its runs
+    from sdpo_discover import metrics
+
+    pools = [res["per_problem"][p]["best-of-k"] for p in ("tiny-a", "tiny-b")]
+    expect = sum(metrics.pass_at_k(x["pool"], x["passed"], B)[B] for x in pools) / 2
+    assert res["discovery_at_budget"]["best-of-k"]["mean"] == pytest.approx(expect, rel=1e-5)
+    solved = [r for r in res["runs"] if r["method"] == "sdpo"]
+    assert res["discovery_at_budget"]["sdpo"]["mean"] == pytest.approx(sum(r["solved"] for r in solved) / len(solved), rel=1e-5)
+    assert res["mean_attempts"]["sdpo"]["censored_runs"] == sum(not r["solved"] for r in solved)
+    assert res["model"]["fingerprint"] and res["sampling"]["temperature"] == 1.0
+    assert all(r["disk_bytes"] > 0 for r in res["runs"])
+    assert res["seconds_per_attempt"]["sdpo"]["first_steps"] > 0
+    assert res["time_curves"]["t"][0] == 0 and len(res["time_curves"]["t"]) == 401
+    json.dumps(res, allow_nan=False)
+
+
+def test_an_sdpo_run_in_a_bench_equals_the_same_run_alone(setup: dict[str, Any], reference: Path, tmp_path: Path) -> None:
+    """The bench's second sdpo run shares the model with the first (its adapter taken off again): it must equal a
+    run of the same settings in a fresh process state."""
+    plan = BenchDir(reference).load_plan()
+    run = next(r for r in plan.runs if r.id == "tiny-b/sdpo/seed-1")
+    alone = tmp_path / "alone"
+    Solver(run.config, alone, problem=BenchDir(reference).load_problem("tiny-b"), judge=HashJudge()).run()
+    a = [{k: v for k, v in x.items() if k not in VOLATILE} for x in read_jsonl(RunDir(alone).attempts)]
+    b = [{k: v for k, v in x.items() if k not in VOLATILE}
+         for x in read_jsonl(RunDir(BenchDir(reference).run_dir(run)).attempts)]
+    assert a == b
+    last = sorted(RunDir(alone).adapters.glob("v*"))[-1].name
+    x = load_file(str(RunDir(alone).adapters / last / "adapter_model.safetensors"))
+    y = load_file(str(RunDir(BenchDir(reference).run_dir(run)).adapters / last / "adapter_model.safetensors"))
+    assert x.keys() == y.keys() and all((x[k] == y[k]).all() for k in x)
+
+
+# -- bad input: exit 2 with what to do, and nothing started ------------------------------------------------
+
+
+def _bench(setup: dict[str, Any], *args: str) -> Any:
+    return CliRunner().invoke(app, ["bench", *args, "--model", str(setup["tiny"]), "--sandbox", "local"])
+
+
+def test_bad_input_is_refused_before_anything_starts(setup: dict[str, Any], tmp_path: Path) -> None:
+    a, b = (str(f) for f in setup["files"])
+    out = tmp_path / "b"
+    cases = [
+        (["--methods", "sdpo,bogus"], "unknown method(s) bogus"),
+        (["--budget", "2", "--batch-size", "4"], "--budget 2 is smaller than one batch of sdpo (4 attempts)"),
+        (["--seeds", "x"], "--seeds 'x'"),
+        (["--set", "seed=3"], "setting 'seed' is set by the bench per run: use --seeds"),
+        (["--set", "multi_turn.chains=0"], "multi_turn.chains"),
+    ]
+    for extra, message in cases:
+        res = _bench(setup, a, b, "--out", str(out), *extra)
+        assert res.exit_code == 2 and message in res.output, (extra, res.output)
+        assert not out.exists(), extra
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    missing = tmp_path / "missing.json"
+    res = _bench(setup, a, str(bad), b, str(missing), "--out", str(out))
+    assert res.exit_code == 2 and "broken.json" in res.output and "missing.json" in res.output and "nothing was started" in res.output
+    assert not out.exists()
+    res = _bench(setup, a, a, "--out", str(out))
+    assert res.exit_code == 2 and "two problems have the id 'tiny-a'" in res.output and not out.exists()
+
+
+def test_resume_of_a_bench_with_a_different_plan_is_refused(setup: dict[str, Any], reference: Path) -> None:
+    res = CliRunner().invoke(app, ["bench", "--resume", "--out", str(reference), "--budget", "16"])
+    assert res.exit_code == 2 and "budget: 8 planned, 16 now" in res.output, res.output
+    res = CliRunner().invoke(app, ["bench", "--resume", "--out", str(reference), "--methods", "sdpo"])
+    assert res.exit_code == 2 and "methods: ['sdpo', 'best-of-k', 'multi-turn'] planned, ['sdpo'] now" in res.output
+    res = CliRunner().invoke(app, ["bench", "--resume", "--out", str(reference), "--set", "sdpo.lr=0.1"])
+    assert res.exit_code == 2 and "sdpo.lr" in res.output
+    res = CliRunner().invoke(app, ["bench", "--resume", "--out", str(reference / "runs")])
+    assert res.exit_code == 2 and "not a bench directory" in res.output
+    # the same plan resumes: every run finished already, nothing is redone
+    res = CliRunner().invoke(app, ["bench", "--resume", "--out", str(reference), "--budget", "8", "-q"])
+    assert res.exit_code == 0, res.output

@@ -133,3 +133,11 @@ def test_attempt_result_round_trips_through_json() -> None:
     r = AttemptResult(AttemptStatus.FAILED, tests=vs, code="print(1)", executor="local")
     back = AttemptResult.from_json(r.to_json())
     assert back == r and back.n_passed == 1 and back.fraction_passed == 0.5
+
+
+def test_a_time_limit_names_the_limit_that_stopped_the_program() -> None:
+    v = verdict_for(STDIN, rec(timed_out=True, time_limit="cpu", exit_code=None, signal=9))
+    assert (v.verdict, v.detail) == (Verdict.TIME_LIMIT, "used more than the 1.5 s CPU time limit")
+    v = verdict_for(STDIN, rec(timed_out=True, time_limit="wall", cpu_s=0.01, exit_code=None, signal=9))
+    assert v.verdict is Verdict.TIME_LIMIT
+    assert "after 4 s of wall-clock time, having used 0.01 s of CPU" in v.detail  # 2 * 1.5 s + 1 s

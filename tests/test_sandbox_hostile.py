@@ -1,5 +1,6 @@
-"""Hostile programs, on both executors: each ends with the right verdict within its time limit (plus a
-margin), leaves no process or container behind, and leaves the host untouched.
+"""Hostile programs, on both executors: each ends with the right verdict within its wall-clock limit
+(plus a margin), leaves no process or container behind, and leaves the host untouched; and the same
+verdicts while CPU hogs load the machine.
 
 These are the tests that runner.py, local.py and container.py name in their docstrings. Every test
 that takes `executor` runs twice: on the local executor and on the docker executor (conftest.py).
@@ -10,9 +11,12 @@ Run with `SDPO_DISCOVER_IMAGE=<image>` to use another image than the default san
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,9 +31,10 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, require_docker
+from conftest import ROOT, require, require_docker
 from sdpo_discover.problems import Problem, problem_from_dict
 from sdpo_discover.sandbox import AttemptResult, AttemptStatus, Executor, Verdict, grade_code, grade_response
+from sdpo_discover.sandbox.base import wall_limit_s
 from sdpo_discover.sandbox.container import LABEL, OWNER_LABEL  # imports no docker package
 from sdpo_discover.sandbox.local import UID_BASE
 from sdpo_discover.sandbox.local import LocalExecutor
@@ -52,7 +57,8 @@ def stdin_problem(time_limit_s: float = 1.0, n_tests: int = 2, memory_limit_mb: 
 
 
 def grade(executor: Executor, code: str, problem: Problem | None = None, as_response: bool = False) -> tuple[AttemptResult, float]:
-    """Grade `code`, asserting it finished within limit * tests + margin and was not a sandbox error."""
+    """Grade `code`, asserting it finished within the wall-clock limit * tests + margin and was not a
+    sandbox error."""
     problem = problem or stdin_problem()
     start = time.monotonic()
     if as_response:
@@ -60,7 +66,7 @@ def grade(executor: Executor, code: str, problem: Problem | None = None, as_resp
     else:
         result = grade_code(problem, code, executor)
     wall = time.monotonic() - start
-    bound = problem.time_limit_s * len(problem.tests) + MARGIN_S
+    bound = wall_limit_s(problem.time_limit_s) * len(problem.tests) + MARGIN_S
     assert wall <= bound, f"{executor.name}: took {wall:.1f} s, more than {bound:.1f} s"
     assert result.status is not AttemptStatus.SANDBOX_ERROR, f"{executor.name}: sandbox error: {result.error}"
     assert result.executor == executor.name
@@ -81,6 +87,14 @@ def stdout_of(result: AttemptResult) -> str:
 def _skip_unless_root_local(executor: Executor, what: str) -> None:
     if isinstance(executor, LocalExecutor) and not executor.is_root:
         pytest.skip(f"local executor not running as root: {what} is a documented limitation (local.py)")
+
+
+def _require_private_fs(executor: Executor) -> None:
+    """The local executor as root must have its mount namespace (in CI a failure; elsewhere a loud skip)."""
+    _skip_unless_root_local(executor, "writing the host's world-writable places")
+    if isinstance(executor, LocalExecutor):
+        require("local mount namespace", executor.private_fs, executor.refused.get("private_fs", "turned off"),
+                "Run as root on Linux >= 5.12 where mount namespaces are allowed (not an unprivileged container).")
 
 
 # -- processes (local) ------------------------------------------------------------------------
@@ -249,38 +263,102 @@ def test_fork_bomb(executor: Executor) -> None:
     assert_clean(executor)
 
 
+# Two processes, 0.07 s of CPU each: 0.14 s together, over a 0.1 s limit that each alone stays under. (A
+# short limit: its wall-clock limit, 1.2 s, is 12 times longer, so even a starved program reaches the
+# CPU limit first.) The workers end and are reaped: their CPU time is the parent's, in its rusage.
+TWO_WORKERS = textwrap.dedent("""\
+    import os, time
+    pids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            while time.process_time() < 0.07:
+                pass
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+""") + CORRECT
+
+
+# Busy workers that never end, one escaped from the process group, while the program itself sleeps:
+# its own CPU time stays near zero, theirs counts while they run.
+BUSY_CHILDREN = textwrap.dedent("""\
+    import os, time
+    for escape in (False, True):
+        if os.fork() == 0:
+            if escape:
+                os.setsid()
+            while True:
+                pass
+    time.sleep(10**6)
+""")
+
+
+@pytest.mark.parametrize("code", [pytest.param(TWO_WORKERS, id="reaped-workers"),
+                                  pytest.param(BUSY_CHILDREN, id="running-workers")])
+def test_the_time_limit_is_cpu_time_of_every_process(executor: Executor, code: str) -> None:
+    result, _ = grade(executor, code, stdin_problem(time_limit_s=0.1, n_tests=1))
+    assert verdicts(result) == [Verdict.TIME_LIMIT], [t.detail for t in result.tests]
+    assert "CPU time limit" in (result.tests[0].detail or ""), result.tests[0].detail
+    assert_clean(executor)
+
+
+def test_interpreter_start_up_does_not_count(executor: Executor) -> None:
+    # A test's CPU time starts at the fork of the warm runner, whose own start (an interpreter and the
+    # imports every test inherits) takes about 0.05 s of CPU; the program itself about 0.005 s.
+    result, _ = grade(executor, CORRECT, stdin_problem(time_limit_s=0.03))
+    assert result.status is AttemptStatus.PASSED, [t.detail for t in result.tests]
+
+
+MEMORY_BOMB_FAST = "x = bytearray(10**10)\nprint(len(x))\n"
+MEMORY_BOMB_GRADUAL = "blocks = []\nwhile True:\n    blocks.append([0] * 100_000)\n"
+
+
 def test_memory_bomb_fast(executor: Executor) -> None:
-    result, wall = grade(executor, "x = bytearray(10**10)\nprint(len(x))\n")
+    result, wall = grade(executor, MEMORY_BOMB_FAST)
     assert verdicts(result) == [Verdict.MEMORY_LIMIT] * 2, [t.detail for t in result.tests]
     assert wall < 2 * 1.0  # an allocation refused at once, not a timeout
     assert_clean(executor)
 
 
 def test_memory_bomb_gradual(executor: Executor) -> None:
-    code = "blocks = []\nwhile True:\n    blocks.append([0] * 100_000)\n"
-    result, _ = grade(executor, code, stdin_problem(time_limit_s=5.0))
+    result, _ = grade(executor, MEMORY_BOMB_GRADUAL, stdin_problem(time_limit_s=5.0))
     assert verdicts(result) == [Verdict.MEMORY_LIMIT] * 2, [t.detail for t in result.tests]
     assert_clean(executor)
 
 
+BUSY_LOOP = "while True:\n    pass\n"
+# One C call that never returns to the interpreter: an alarm or KeyboardInterrupt cannot stop it.
+HUGE_INT = "x = 10 ** (10 ** 9)\nprint(x % 7)\n"
+SLEEP = "import time\ntime.sleep(10**6)\n"
+
+
 @pytest.mark.parametrize(
-    "code",
+    ("code", "limit"),
     [
-        pytest.param("while True:\n    pass\n", id="busy-loop"),
-        # One C call that never returns to the interpreter: an alarm or KeyboardInterrupt cannot stop it.
-        pytest.param("x = 10 ** (10 ** 9)\nprint(x % 7)\n", id="huge-int"),
-        pytest.param("import time\ntime.sleep(10**6)\n", id="sleep"),
+        pytest.param(BUSY_LOOP, "CPU time limit", id="busy-loop"),
+        pytest.param(HUGE_INT, "CPU time limit", id="huge-int"),
+        # Uses no CPU: the wall-clock limit (twice the time limit plus 1 s) stops it.
+        pytest.param(SLEEP, "wall-clock", id="sleep"),
     ],
 )
-def test_time_limit(executor: Executor, code: str) -> None:
+def test_time_limit(executor: Executor, code: str, limit: str) -> None:
     result, _ = grade(executor, code)
     assert verdicts(result) == [Verdict.TIME_LIMIT] * 2, [t.detail for t in result.tests]
+    for t in result.tests:
+        assert limit in (t.detail or ""), t.detail
+        if code is SLEEP:
+            assert wall_limit_s(1.0) <= t.elapsed_s < wall_limit_s(1.0) + 1.0, t.elapsed_s
     assert_clean(executor)
+
+
+ENDLESS_OUTPUT = 'while True:\n    print("x" * 65536)\n'
 
 
 def test_endless_output_is_cut_quickly(executor: Executor) -> None:
     problem = stdin_problem(time_limit_s=5.0)
-    result, wall = grade(executor, 'while True:\n    print("x" * 65536)\n', problem)
+    result, wall = grade(executor, ENDLESS_OUTPUT, problem)
     assert verdicts(result) == [Verdict.OUTPUT_LIMIT] * 2, [t.detail for t in result.tests]
     # Well before the time limit: both tests together take less than one test's limit.
     assert wall < problem.time_limit_s, f"output limit took {wall:.1f} s"
@@ -395,6 +473,136 @@ def test_cannot_write_outside_the_work_dir(executor: Executor, host_dir: Path) -
     assert_clean(executor)
 
 
+SCRATCH_DIRS = ["/tmp", "/var/tmp", "/dev/shm"]
+
+
+@pytest.fixture
+def world_writable_dir() -> Iterator[Path]:
+    """A directory on the host that anyone may write to, outside the scratch directories: only a
+    read-only view of the host's filesystem keeps an attempt out of it."""
+    d = Path(tempfile.mkdtemp(prefix=".sdpo-world-writable-", dir=ROOT))
+    d.chmod(0o777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_writes_outside_the_work_dir_never_reach_the_host(executor: Executor, world_writable_dir: Path) -> None:
+    """/tmp, /var/tmp and /dev/shm are the attempt's own (empty: the host's files there are invisible;
+    what it writes there, a second attempt does not see); a write anywhere else outside its work
+    directory fails inside the attempt; and afterwards none of the files exists on the host."""
+    _require_private_fs(executor)
+    name = f"sdpo-pwned-{secrets.token_hex(6)}"
+    markers = [Path(d) / f"sdpo-host-file-{secrets.token_hex(6)}" for d in SCRATCH_DIRS]
+    elsewhere = ["/etc", "/", str(Path.home()), str(world_writable_dir)]
+    written = [Path(d) / name for d in SCRATCH_DIRS + elsewhere]
+    assert not any(p.exists() for p in written)
+    code = textwrap.dedent(f"""\
+        import os
+        here = os.getcwd()
+        for d in {SCRATCH_DIRS!r}:
+            try:  # what is there, but the path to its own work directory
+                print("SEES", d, sorted(x for x in os.listdir(d) if not here.startswith(os.path.join(d, x) + "/")))
+            except OSError as e:
+                print("SEES", d, type(e).__name__)
+        for d in {SCRATCH_DIRS + elsewhere!r}:
+            try:
+                with open(os.path.join(d, {name!r}), "w") as f:
+                    f.write("pwned")
+                print("WROTE", d)
+            except OSError as e:
+                print("FAILED", d, e.errno)
+    """)
+    look = f"import os\nprint([d for d in {SCRATCH_DIRS!r} if os.path.exists(os.path.join(d, {name!r}))])\n"
+    try:
+        for m in markers:
+            m.write_text("the host's")
+            m.chmod(0o644)
+        result, _ = grade(executor, code, stdin_problem(n_tests=1))
+        out = stdout_of(result)
+        for d in SCRATCH_DIRS:
+            assert f"SEES {d} []" in out, out  # its own, empty
+        for d in elsewhere:
+            assert f"FAILED {d} " in out, out
+        assert "WROTE /tmp" in out, out  # a scratch directory of its own, on both executors
+        if isinstance(executor, LocalExecutor):
+            assert all(f"WROTE {d}" in out for d in SCRATCH_DIRS), out
+            assert f"FAILED {world_writable_dir} {errno.EROFS}" in out, out  # read-only, not just another uid
+        second, _ = grade(executor, look, stdin_problem(n_tests=1))
+        assert stdout_of(second).strip() == "[]", stdout_of(second)
+        left = [str(p) for p in written if p.exists()]
+        assert not left, f"the attempt's files are on the host: {left}"
+    finally:
+        for p in written + markers:
+            p.unlink(missing_ok=True)
+    assert_clean(executor)
+
+
+FILL_WORK_DIR = textwrap.dedent("""\
+    i = 0
+    try:
+        while True:
+            with open(f"fill{i}", "wb") as f:
+                f.write(b"x" * (4000 << 10))  # under the 4 MiB file-size limit
+            i += 1
+    except OSError as e:
+        print("FULL", e.errno, i)
+""")
+
+
+def test_the_work_dir_is_capped_memory_not_the_host_disk(executor: Executor) -> None:
+    """The work directory is a 256 MiB tmpfs on both executors: filling it ends in ENOSPC there, not on
+    the host's disk."""
+    _require_private_fs(executor)
+    result, _ = grade(executor, FILL_WORK_DIR, stdin_problem(time_limit_s=5.0, n_tests=1))
+    m = re.search(r"FULL (\d+) (\d+)", stdout_of(result))
+    assert m, stdout_of(result)
+    assert int(m.group(1)) == errno.ENOSPC and 50 <= int(m.group(2)) <= 66, m.group(0)  # 256 MiB / 3.9 MiB
+    assert_clean(executor)
+
+
+REFUSED_PROBE = textwrap.dedent("""\
+    import json
+    from sdpo_discover.problems import problem_from_dict
+    from sdpo_discover.sandbox import grade_code, make_executor
+    warnings = []
+    ex = make_executor("local", warn=warnings.append)
+    problem = problem_from_dict({"id": "p", "title": "t", "statement": "s", "test_type": "stdin",
+                                 "tests": [{"input": "1 2\\n", "output": "3\\n"}]})
+    status = grade_code(problem, "print(sum(map(int, input().split())))", ex).status.value
+    print(json.dumps({"describe": ex.describe(), "exposed": ex.exposed(), "refused": sorted(ex.refused),
+                      "warnings": warnings, "status": status}))
+""")
+DOCTOR = ("import sys\nfrom sdpo_discover.cli import main\n"
+          "sys.argv = ['sdpo-discover', 'sandbox', 'doctor', '--json']\nmain()\n")
+
+
+def test_local_says_what_stays_exposed_where_namespaces_are_refused() -> None:
+    """As root without CAP_SYS_ADMIN (an unprivileged container, say) the kernel refuses both namespaces:
+    the local executor still grades, with the isolation it has, and its description, an explicit
+    `--sandbox local`'s warning and `sandbox doctor` say plainly what stays exposed."""
+    if os.geteuid() != 0:
+        pytest.skip("not root: the local executor asks for no namespace, so none can be refused")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is missing: it drops CAP_SYS_ADMIN for this test")
+    drop = [setpriv, "--bounding-set=-sys_admin", sys.executable, "-c"]
+    probe = subprocess.run(drop + [REFUSED_PROBE], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    facts = json.loads(probe.stdout.splitlines()[-1])
+    assert facts["status"] == "passed"
+    assert facts["refused"] == ["private_fs", "unshare_net"]
+    assert "NO private network namespace" in facts["describe"] and "NO private filesystem" in facts["describe"]
+    assert facts["exposed"][0].startswith("the network: the kernel refused"), facts["exposed"]
+    assert facts["exposed"][1].startswith("the host's world-writable places (/tmp, /var/tmp, /dev/shm"), \
+        facts["exposed"]
+    assert len(facts["warnings"]) == 1 and "world-writable places" in facts["warnings"][0], facts["warnings"]
+    doctor = subprocess.run(drop + [DOCTOR], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert doctor.returncode == 0, doctor.stderr[-2000:]
+    report = json.loads(doctor.stdout)
+    assert report["local_exposed"] == facts["exposed"]
+    assert any("prefer docker" in line for line in report["advice"]), report["advice"]
+
+
 DAEMON = textwrap.dedent("""\
     import os, signal, time
     r, w = os.pipe()
@@ -487,14 +695,17 @@ def test_no_host_environment(executor: Executor, monkeypatch: pytest.MonkeyPatch
 # --------------------------------------------------------------------------------------------
 # Killing the runner
 
+KILL_PARENT = "import os\nos.kill(os.getppid(), 9)\n"
+KILL_ALL = "import os\nos.kill(-1, 9)\n"
+
 
 @pytest.mark.parametrize(
     ("code", "allowed"),
     [
-        pytest.param("import os\nos.kill(os.getppid(), 9)\n", {Verdict.RUNTIME_ERROR}, id="kill-parent"),
+        pytest.param(KILL_PARENT, {Verdict.RUNTIME_ERROR}, id="kill-parent"),
         # kill(-1) reaches every process the program may signal; as a sandbox uid (local, root) that is not
         # the runner, so it may have no effect (wrong answer: it printed nothing).
-        pytest.param("import os\nos.kill(-1, 9)\n", {Verdict.RUNTIME_ERROR, Verdict.WRONG_ANSWER}, id="kill-all"),
+        pytest.param(KILL_ALL, {Verdict.RUNTIME_ERROR, Verdict.WRONG_ANSWER}, id="kill-all"),
     ],
 )
 def test_killing_the_runner(executor: Executor, code: str, allowed: set[Verdict]) -> None:
@@ -510,8 +721,11 @@ def test_killing_the_runner(executor: Executor, code: str, allowed: set[Verdict]
     assert_clean(executor)
 
 
+SEGFAULT = "import ctypes\nctypes.string_at(0)\n"
+
+
 def test_interpreter_crash_names_the_signal(executor: Executor) -> None:
-    result, _ = grade(executor, "import ctypes\nctypes.string_at(0)\n")
+    result, _ = grade(executor, SEGFAULT)
     assert verdicts(result) == [Verdict.RUNTIME_ERROR] * 2
     for t in result.tests:
         assert re.search(r"SIG[A-Z]+", t.error_type or ""), t.error_type
@@ -683,6 +897,92 @@ def test_kill_9_containers_reaped_by_next_executor() -> None:
         wait_for_containers(proc.pid, deadline_s=10.0)
     finally:
         ex.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The same verdicts on a loaded machine
+
+N_HOGS = 4
+# Under load an attempt also waits longer for its sandbox: an interpreter start (local), a fresh
+# container from the pool, whose refills the load slows down (docker: 20 s and more on a shared 2-core
+# machine). The bound only catches a hang; the verdicts are what this test checks.
+LOADED_MARGIN_S = 60.0
+# Each hog ends by itself after 120 s, should this test process die before it kills them.
+HOG = "import time\nend = time.monotonic() + 120\nwhile time.monotonic() < end:\n    pass\n"
+# A short time limit keeps the test short; a small memory limit keeps the gradual memory bomb's CPU
+# time (page faults) at a fifth of it.
+LOADED_TIME_LIMIT_S, LOADED_MEMORY_MB = 0.5, 128
+# Needs half its CPU time limit; the load stretches its wall-clock time past the limit.
+BOUNDED_CPU_S = 0.25
+BOUNDED_WORK = f"import time\nwhile time.process_time() < {BOUNDED_CPU_S}:\n    pass\n" + CORRECT
+NETWORK = textwrap.dedent("""\
+    import socket
+    for target in [("127.0.0.1", 9), ("10.255.255.1", 80)]:
+        try:
+            socket.create_connection(target, timeout=0.5)
+            print("CONNECTED", target)
+        except OSError as e:
+            print("FAILED", target, type(e).__name__)
+""")
+WRITE_ETC = "try:\n    open('/etc/sdpo-pwned-load', 'a').write('x')\nexcept OSError as e:\n    print('FAILED', e)\n"
+ENV_DUMP = "import os\nprint(dict(os.environ))\n"
+RE, TL, ML, WA = Verdict.RUNTIME_ERROR, Verdict.TIME_LIMIT, Verdict.MEMORY_LIMIT, Verdict.WRONG_ANSWER
+# (name, code, allowed verdicts): the hostile programs of the tests above, each allowed what its own test
+# allows unloaded, plus a correct program and one that needs half its time limit.
+LOADED_SET = [
+    ("correct", CORRECT, {Verdict.PASSED}), ("bounded-work", BOUNDED_WORK, {Verdict.PASSED}),
+    ("fork-bomb", FORK_BOMB, {RE, TL}), ("memory-fast", MEMORY_BOMB_FAST, {ML}),
+    ("memory-gradual", MEMORY_BOMB_GRADUAL, {ML}), ("busy-loop", BUSY_LOOP, {TL}), ("huge-int", HUGE_INT, {TL}),
+    ("sleep", SLEEP, {TL}), ("endless-output", ENDLESS_OUTPUT, {Verdict.OUTPUT_LIMIT}), ("network", NETWORK, {WA}),
+    ("write-etc", WRITE_ETC, {WA}), ("daemon", DAEMON, {WA}), ("environment", ENV_DUMP, {WA}),
+    ("kill-parent", KILL_PARENT, {RE}), ("kill-all", KILL_ALL, {RE, WA}), ("segfault", SEGFAULT, {RE}),
+]
+
+
+@pytest.fixture
+def cpu_hogs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """N_HOGS busy processes for the duration of a test, each in its own session: with autogroup
+    scheduling (the kernel's default) a session is scheduled as one, so hogs in this test's session
+    would take CPU only from pytest, not from the sandbox's tests, which run in sessions of their own."""
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG], start_new_session=True) for _ in range(N_HOGS)]
+    yield hogs
+    for h in hogs:
+        h.kill()
+    for h in hogs:
+        h.wait()
+
+
+def test_the_same_verdicts_under_load(executor: Executor, cpu_hogs: list[subprocess.Popen[bytes]]) -> None:
+    """Every hostile program's verdict while N_HOGS busy processes keep the machine's load well above its
+    2 cores: a time limit is CPU time, so the load neither fails a program with time to spare nor turns
+    a memory limit into a time limit."""
+    programs = LOADED_SET
+    if isinstance(executor, LocalExecutor) and not executor.is_root:
+        programs = [p for p in programs if p[0] != "kill-all"]  # it would kill every process of yours
+    problem = stdin_problem(time_limit_s=LOADED_TIME_LIMIT_S, n_tests=1, memory_limit_mb=LOADED_MEMORY_MB)
+    bound = wall_limit_s(problem.time_limit_s) + LOADED_MARGIN_S
+
+    def run(name: str, code: str) -> AttemptResult:
+        start = time.monotonic()
+        result = grade_code(problem, code, executor)
+        wall = time.monotonic() - start
+        print(f"[{executor.name}] {name}: {result.status.value} {verdicts(result)} "
+              f"{[t.elapsed_s for t in result.tests]} s, wall {wall:.2f} s")
+        assert result.status is not AttemptStatus.SANDBOX_ERROR, f"{name}: sandbox error: {result.error}"
+        assert wall <= bound, f"{name}: took {wall:.1f} s, more than {bound:.1f} s"
+        return result
+
+    results = {name: run(name, code) for name, code, _ in programs}
+    wrong = {name: [(t.verdict.value, t.detail) for t in results[name].tests]
+             for name, _, allowed in programs if not results[name].tests or set(verdicts(results[name])) - allowed}
+    assert not wrong, f"wrong verdicts under load: {wrong}"
+    assert all(h.poll() is None for h in cpu_hogs), "a hog ended early: the machine was not loaded throughout"
+    # The load was real: the program that needs half its limit in CPU time took much longer than that
+    # on the clock (a wall-clock time limit would often have failed it).
+    took = results["bounded-work"].tests[0].elapsed_s
+    assert took > 1.5 * BOUNDED_CPU_S, f"{took:.2f} s: the hogs did not slow the attempt down; nothing was tested"
+    assert not Path("/etc/sdpo-pwned-load").exists()
+    assert_clean(executor)
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,16 +37,21 @@ def docker_available(image: str | None = None) -> tuple[bool, str]:
 
 def make_executor(kind: SandboxKind = "auto", *, pool_size: int = 2, image: str | None = None,
                   warn: Callable[[str], None] | None = None) -> Executor:
-    """docker, local, or auto: docker when a daemon answers and the image exists, else local with a warning."""
+    """docker, local, or auto: docker whenever a daemon answers and the image exists (even as root, where
+    the local sandbox is at its strongest: docker's is stronger still), else local with a warning that
+    says what the local sandbox leaves exposed. An explicit local whose namespaces the kernel refused
+    warns too."""
     if kind not in ("auto", "docker", "local"):
         raise ValueError(f"unknown sandbox {kind!r}: use auto, docker or local")
+    say = warn or log.warning
     if kind == "auto":
         ok, why = docker_available(image)
         if not ok:
             from .local import LocalExecutor
 
             ex = LocalExecutor()
-            (warn or log.warning)(f"docker sandbox unavailable ({why}); falling back to the weaker local sandbox: {ex.describe()}")
+            say(f"docker sandbox unavailable ({why}); falling back to the weaker local sandbox: {ex.describe()}. "
+                f"It leaves exposed: {'; '.join(ex.exposed())}")
             return ex
         kind = "docker"
     if kind == "docker":
@@ -55,7 +60,11 @@ def make_executor(kind: SandboxKind = "auto", *, pool_size: int = 2, image: str 
         return DockerExecutor(image=image or DEFAULT_IMAGE, pool_size=pool_size)
     from .local import LocalExecutor
 
-    return LocalExecutor()
+    ex = LocalExecutor()
+    if ex.refused:
+        say(f"the local sandbox runs without the isolation the kernel refused here: {ex.describe()}. "
+            f"It leaves exposed: {'; '.join(ex.exposed())}. Use --sandbox docker for more")
+    return ex
 
 
 __all__ = [

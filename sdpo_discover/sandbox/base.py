@@ -17,6 +17,19 @@ RUNNER_PATH = Path(__file__).with_name("runner.py")
 DONE_LINE = b'{"event": "done"}\n'  # the runner's last line (runner.py writes exactly this)
 
 
+def wall_limit_s(time_limit_s: float) -> float:
+    """A test's wall-clock limit, for a program that waits instead of computing (sleeps, blocks): the
+    time limit itself is CPU time (runner.py). Twice it and a second: a program that needs its whole
+    CPU limit still finishes on a CPU shared three ways."""
+    return 2.0 * time_limit_s + 1.0
+
+
+def outer_timeout_s(request: RunRequest) -> float:
+    """How long an executor waits for the whole attempt before calling it a sandbox error: every test
+    at its wall-clock limit, plus generous slack (the runner enforces every per-test limit itself)."""
+    return len(request.inputs) * (wall_limit_s(request.time_limit_s) + 5.0) + 30.0
+
+
 class SandboxError(RuntimeError):
     """The infrastructure failed (daemon gone, container died, runner never started): not the attempt's fault."""
 
@@ -27,7 +40,7 @@ class RunRequest:
     test_type: str  # "stdin" | "functional"
     inputs: list[str]
     function_name: str | None = None
-    time_limit_s: float = 2.0
+    time_limit_s: float = 2.0  # CPU seconds per test; the wall-clock limit follows (wall_limit_s)
     memory_limit_mb: int = 256
     output_limit_bytes: int = 4 << 20  # stdout + stderr per test
     max_processes: int = 64
@@ -35,7 +48,7 @@ class RunRequest:
     def to_runner_json(self, **extra: Any) -> bytes:
         # One line: the runner starts on the newline, without waiting for end of input (which, through
         # `docker exec`, is a round trip through dockerd and containerd-shim).
-        return json.dumps({**asdict(self), **extra}).encode() + b"\n"
+        return json.dumps({**asdict(self), "wall_limit_s": wall_limit_s(self.time_limit_s), **extra}).encode() + b"\n"
 
 
 @dataclass

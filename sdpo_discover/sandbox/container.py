@@ -12,8 +12,9 @@ What each container enforces (each has a test in tests/test_sandbox_hostile.py):
 - a non-root user (uid 1000), all capabilities dropped, no-new-privileges;
 - cgroup limits: pids (fork bombs), memory with no swap, one CPU;
 - a clean environment: nothing of the host's environment variables goes in;
-- the runner's per-test limits (runner.py): wall clock with process-group kill, CPU, address
-  space, output size; no process outlives its test, and the container outlives no attempt.
+- the runner's per-test limits (runner.py): CPU time and a wall-clock limit, each with a
+  process-group kill, address space, output size; no process outlives its test, and the container
+  outlives no attempt.
 - a container that this process fails to remove (kill -9 of the tool) removes itself after
   `max_lifetime_s` (auto-remove when its `sleep` ends), and the next executor reaps the stale ones.
 What it does not protect against: kernel exploits that escape a container (use gVisor or a VM for
@@ -35,7 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .base import DONE_LINE, Executor, RunOutcome, RunRequest, SandboxError, parse_runner_output, runner_source
+from .base import (DONE_LINE, Executor, RunOutcome, RunRequest, SandboxError, outer_timeout_s, parse_runner_output,
+                   runner_source)
 from .image import configured_image
 
 LABEL = "sdpo-discover.sandbox"
@@ -272,8 +274,11 @@ class DockerExecutor(Executor):
             if refill_now:
                 self._spawn(self._refill)
         try:
-            payload = request.to_runner_json(workdir="/work")
-            outer = len(request.inputs) * (request.time_limit_s + 5.0) + 30.0
+            # Inside its own container (its own CPU cgroup) a test competes only with its runner: at nice
+            # 19 it loses nothing to the world outside and cannot starve the runner (a fork bomb would:
+            # 127 busy processes against one, and the runner must run to kill them).
+            payload = request.to_runner_json(workdir="/work", nice=19)
+            outer = outer_timeout_s(request)
             stdout, stderr, _ = self._talk(warm, payload, outer)
         finally:
             if refill_now is False:

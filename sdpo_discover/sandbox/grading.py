@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..problems import Problem
-from .base import Executor, RunOutcome, RunRequest, SandboxError
+from .base import Executor, RunOutcome, RunRequest, SandboxError, wall_limit_s
 from .verdicts import AttemptResult, AttemptStatus, TestVerdict, Verdict, functional_matches, stdout_matches
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+.-]*)[ \t]*$", re.MULTILINE)
@@ -84,7 +84,13 @@ def verdict_for(problem: Problem, rec: dict[str, Any]) -> TestVerdict:
     elif reported_oom or rec.get("max_rss_kb", 0) >= problem.memory_limit_mb * 1024:
         v.verdict, v.detail = Verdict.MEMORY_LIMIT, f"exceeded the {problem.memory_limit_mb} MiB memory limit"
     elif rec.get("timed_out") or sig == signal.SIGXCPU:
-        v.verdict, v.detail = Verdict.TIME_LIMIT, f"killed after the {problem.time_limit_s:g} s limit"
+        v.verdict, tl = Verdict.TIME_LIMIT, problem.time_limit_s
+        if rec.get("time_limit") == "wall":
+            v.detail = (f"still running after {wall_limit_s(tl):g} s of wall-clock time, having used "
+                        f"{rec.get('cpu_s', 0.0):.2f} s of CPU: it waited instead of computing (the wall-clock "
+                        f"limit is twice the {tl:g} s time limit plus 1 s)")
+        else:
+            v.detail = f"used more than the {tl:g} s CPU time limit"
     elif sig == signal.SIGKILL and rec.get("max_rss_kb", 0) >= 0.9 * problem.memory_limit_mb * 1024:
         # Not killed by the runner (that would be a timeout) and near the limit: the kernel's OOM killer.
         v.verdict, v.detail = Verdict.MEMORY_LIMIT, "killed by the kernel (out of memory)"

@@ -2,20 +2,29 @@
 Docker daemon is available.
 
 What it enforces (each claim has a test in tests/test_sandbox_hostile.py):
-- per test: wall-clock limit with the whole process group killed, CPU seconds, address space, file
-  size, no core dumps; stray processes (setsid, double fork) are killed after every test;
+- per test (runner.py): CPU-time and wall-clock limits with the whole process group killed, address
+  space, file size, no core dumps; stray processes (setsid, double fork) are killed after every test;
 - a fresh temporary directory per attempt, removed afterwards; a scrubbed environment (the program
   never sees this process's variables);
 - when running as root: each concurrent attempt runs as its own unprivileged uid (61000 + slot, no
   login, owns no files) with a process limit, so it cannot signal the runner, this tool or another
-  attempt, read files private to root, or write outside world-writable directories; and in a
-  private network namespace with no interfaces, so it cannot open a network connection.
-What it does NOT protect against (use docker for these):
+  attempt, or read files private to root; in a private network namespace with no interfaces, so it
+  cannot open a network connection; and in a private mount namespace (runner.private_filesystem):
+  every mount read-only and nosuid, its own empty /tmp, /var/tmp and /dev/shm (tmpfs, 64 MiB each)
+  and its work directory (tmpfs, 256 MiB) the only writable places, so a write anywhere else fails
+  and nothing it writes reaches the host or another attempt.
+What it does NOT protect against (use docker for these; `exposed()` says it in words, and
+`sandbox doctor` prints it):
 - when NOT root: the program runs as your own user. It can read and write whatever you can
   (your home directory included), signal your processes, and reach the network; no process limit
   applies (RLIMIT_NPROC counts all your processes);
-- even as root: the filesystem is the host's (world-writable places like /tmp are writable and
-  shared between attempts), kernel vulnerabilities, and side channels.
+- as root where the kernel refuses namespaces (an unprivileged container, a kernel before 5.12
+  for mount_setattr): without the mount namespace the program may write to the host's
+  world-writable places (/tmp, /var/tmp, /dev/shm), shared with other attempts; without the
+  network namespace it reaches the network. The executor probes once and says which it got;
+- even with both: the program reads what its uid may (world-readable files, other processes'
+  command lines in /proc), may connect to world-writable unix sockets on the host, and shares the
+  kernel with no seccomp filter (exploits, side channels).
 """
 
 from __future__ import annotations
@@ -28,9 +37,11 @@ import sys
 import tempfile
 import time
 
-from .base import Executor, RunOutcome, RunRequest, SandboxError, parse_runner_output, runner_source
+from .base import (Executor, RunOutcome, RunRequest, SandboxError, outer_timeout_s, parse_runner_output,
+                   runner_source)
 
 UID_BASE = 61000  # uids UID_BASE .. UID_BASE + slots - 1 are the sandbox's (as root only)
+RUNNER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
 def _runs_as(python: str, uid: int) -> bool:
@@ -48,12 +59,30 @@ def _runs_as(python: str, uid: int) -> bool:
         return False
 
 
+def _refused(python: str, runner: str, **isolation: bool) -> str | None:
+    """Start the runner with no tests and this isolation: None if it came up, else why not."""
+    base = tempfile.mkdtemp(prefix="sdpo-local-probe-")
+    try:
+        payload = RunRequest(code="", test_type="stdin", inputs=[]).to_runner_json(workdir=base, **isolation)
+        proc = subprocess.run([python, "-I", "-S", "-c", runner], input=payload, capture_output=True, timeout=60,
+                              cwd=base, env=RUNNER_ENV)
+        out = parse_runner_output(proc.stdout, proc.stderr)
+        return None if out.complete else (out.runner_stderr.strip() or f"the runner exited with {proc.returncode}")
+    except (OSError, subprocess.SubprocessError) as e:
+        return str(e)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 class LocalExecutor(Executor):
     name = "local"
 
-    def __init__(self, python: str | None = None, isolate_network: bool = True, slots: int = 16) -> None:
+    def __init__(self, python: str | None = None, isolate_network: bool = True, private_fs: bool = True,
+                 slots: int = 16) -> None:
         self.is_root = os.geteuid() == 0
         self.isolate_network = isolate_network and self.is_root
+        self.private_fs = private_fs and self.is_root
+        self.refused: dict[str, str] = {}  # isolation the kernel refused here -> why
         self._runner = runner_source()
         self.uids: list[int] = [UID_BASE + i for i in range(slots)] if self.is_root else []
         self._free: queue.Queue[int | None] = queue.Queue()
@@ -69,27 +98,65 @@ class LocalExecutor(Executor):
                 raise SandboxError(f"no Python interpreter that an unprivileged uid may run; install python3 "
                                    "system-wide (apt-get install python3) or use --sandbox docker")
             self.python = usable[0]
+            self._probe()
+
+    def _probe(self) -> None:
+        """Ask the kernel, once, for the namespaces this executor means to use (one runner start when it
+        grants both); keep the ones granted and remember why the others were refused."""
+        wanted = {"unshare_net": self.isolate_network, "private_fs": self.private_fs}
+        if not any(wanted.values()) or _refused(self.python, self._runner, **wanted) is None:
+            return
+        for flag in [k for k, v in wanted.items() if v]:
+            why = _refused(self.python, self._runner, **{flag: True})
+            if why is not None:
+                self.refused[flag] = why
+        self.isolate_network = self.isolate_network and "unshare_net" not in self.refused
+        self.private_fs = self.private_fs and "private_fs" not in self.refused
 
     def describe(self) -> str:
-        if self.is_root:
-            return (f"local subprocess ({self.python}) as uids {self.uids[0]}-{self.uids[-1]}, "
-                    "private network namespace, rlimits")
-        return "local subprocess as your own user (no uid drop, network reachable): weaker than docker"
+        if not self.is_root:
+            return ("local subprocess as your own user (no uid drop, no private network or filesystem): "
+                    "weaker than docker")
+        parts = [f"local subprocess ({self.python}) as uids {self.uids[0]}-{self.uids[-1]}"]
+        parts.append("private network namespace" if self.isolate_network else "NO private network namespace")
+        parts.append("private read-only filesystem (own /tmp, /var/tmp, /dev/shm)" if self.private_fs
+                     else "NO private filesystem")
+        return ", ".join(parts + ["rlimits"])
+
+    def exposed(self) -> list[str]:
+        """What an attempt can still reach on this machine, in plain words: the weakest first."""
+        if not self.is_root:
+            return ["everything your user can: it runs as you, so it can read and write your files (your home "
+                    "directory included), signal your processes and use the network, with no process limit "
+                    "(run as root, or use docker)"]
+
+        def why(flag: str, what: str) -> str:
+            return f"the kernel refused {what} ({self.refused[flag]})" if flag in self.refused else f"{what} turned off"
+
+        out = []
+        if not self.isolate_network:
+            out.append(f"the network: {why('unshare_net', 'a network namespace')}")
+        if not self.private_fs:
+            out.append("the host's world-writable places (/tmp, /var/tmp, /dev/shm, ...), shared with other attempts: "
+                       f"{why('private_fs', 'a private mount namespace')}")
+        out.append("what its unprivileged uid may read (world-readable files, other processes' command lines in /proc) "
+                   "and world-writable unix sockets on the host")
+        out.append("the host's kernel, with no seccomp filter narrowing its system calls (exploits, side channels)")
+        return out
 
     def run(self, request: RunRequest) -> RunOutcome:
         uid = self._free.get()  # one uid per concurrent attempt: attempts cannot signal each other
         base = tempfile.mkdtemp(prefix="sdpo-local-")
         try:
             os.chmod(base, 0o755)
-            payload = request.to_runner_json(workdir=base, drop_uid=uid, unshare_net=self.isolate_network)
+            payload = request.to_runner_json(workdir=base, drop_uid=uid, unshare_net=self.isolate_network,
+                                             private_fs=self.private_fs)
             start = time.monotonic()
-            # Generous outer bound: the runner enforces every per-test limit itself.
-            outer = len(request.inputs) * (request.time_limit_s + 5.0) + 30.0
+            outer = outer_timeout_s(request)
             try:
                 proc = subprocess.run(
                     [self.python, "-I", "-S", "-c", self._runner],
-                    input=payload, capture_output=True, timeout=outer, cwd=base,
-                    env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+                    input=payload, capture_output=True, timeout=outer, cwd=base, env=RUNNER_ENV,
                 )
             except subprocess.TimeoutExpired:
                 raise SandboxError(f"local runner did not finish within {outer:.0f} s") from None

@@ -19,19 +19,28 @@ On a VM a test's cost is mostly page faults (each first write to a page shared w
 copies it, ~5 us here), so the per-test path runs as little Python as it can.
 
 What it enforces per test (each has a test in tests/test_sandbox_hostile.py):
-- wall clock: the child runs in its own session; at the deadline the whole process group is killed
-  with SIGKILL (an alarm signal alone does not stop work done in C, e.g. `10**10**8`);
+- the time limit, `time_limit_s`, is CPU time: user + system seconds of every process of the test
+  together (threads, children, escaped ones), counted from the fork, so the runner's own start-up
+  never counts and the program's compile and imports do. It does not grow when the machine is busy
+  (wall-clock time would: a verdict must not depend on what else runs). A program that waits instead
+  of computing (sleeps, blocks) is stopped by the wall-clock limit, `wall_limit_s` (base.wall_limit_s:
+  twice the time limit plus 1 s). Either way the whole process group is killed with SIGKILL (an
+  alarm signal alone does not stop work done in C, e.g. `10**10**8`);
 - processes that escape the group (setsid, double fork) are reparented to the runner, which is a
   child subreaper, and killed after each test: nothing outlives its test;
-- CPU seconds (RLIMIT_CPU), address space (RLIMIT_AS = the memory limit), file size (RLIMIT_FSIZE),
-  no core dumps; with `drop_uid` (local executor running as root) the child runs as that uid with
-  RLIMIT_NPROC, so it cannot signal the runner or read the caller's files;
+- per process: CPU seconds (RLIMIT_CPU, a backstop at the next whole second above the limit), address space
+  (RLIMIT_AS = the memory limit), file size (RLIMIT_FSIZE), no core dumps; with `drop_uid` (local
+  executor running as root) the child runs as that uid with RLIMIT_NPROC, so it cannot signal the
+  runner or read the caller's files;
 - captured output: stdout + stderr together are capped; past the cap the child is killed and the
   test ends with an output-limit verdict;
 - a fresh, randomly named directory per test, removed afterwards;
 - environment: a fixed minimal environment, never the caller's.
-What it does not do: network isolation and the read-only filesystem come from the executor
-(docker flags; a network namespace for local when the kernel allows it).
+Isolation from the host comes from the executor: docker's flags, or, for the local executor as
+root, the namespaces this runner enters before the first test when asked (`unshare_net`: a network
+namespace with no interfaces; `private_fs`: private_filesystem, its docstring says what it protects
+and what not). A namespace that was asked for and is refused ends the runner with exit 3: it never
+runs a test with less isolation than the executor announced.
 """
 
 from __future__ import annotations
@@ -56,6 +65,14 @@ import bisect, collections, functools, heapq, itertools, math, random, re, strin
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID = 0x1, 0x2
+SYS_MOUNT_SETATTR = 442  # Linux >= 5.12; the same number on every architecture but alpha and mips
+AT_FDCWD, AT_RECURSIVE = -100, 0x8000
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")  # each an empty, private, size-capped tmpfs (private_fs)
+SCRATCH_OPTS = b"size=64m,nr_inodes=16384,mode=1777"
+WORK_OPTS = b"size=256m,nr_inodes=65536,mode=0755"  # the work directory's tmpfs: root's, tests' dirs are chowned
 STDERR_KEEP = 64 * 1024  # bytes of stderr kept for feedback (the cap on total output still applies)
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
              "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/nonexistent"}
@@ -64,6 +81,9 @@ PRELUDE = ("from typing import *\nfrom collections import *\nfrom heapq import *
            "from itertools import *\nfrom functools import *\nfrom math import *\nimport sys, math, re, "
            "collections, heapq, bisect, itertools, functools, string, random, json")
 ENOSPC_ERRNOS = {28, 122}  # ENOSPC, EDQUOT: the attempt filled its own work directory
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NCPU = max(1, len(os.sched_getaffinity(0)))  # the test's processes use CPU time at most this fast
+CPU_CHECK_MIN_S = 0.01  # the CPU limit is exceeded by at most about this much (plus a clock tick)
 # The program's globals, PRELUDE already run, built once in the runner: every forked test starts from
 # its own copy. On a VM a first write to a shared page costs ~5 us; running PRELUDE per test cost ~200.
 NAMESPACE: dict = {"__name__": "__main__", "__builtins__": builtins, "__file__": "solution.py"}
@@ -103,6 +123,8 @@ def _child(req: dict, tdir: str, stdin_fd: int, out_w: int, err_w: int, res_w: i
         resource.setrlimit(resource.RLIMIT_AS, (base_vsz + mem, base_vsz + mem))
         resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if req.get("nice"):
+            os.nice(int(req["nice"]))  # the runner comes first: a fork bomb cannot starve the one who kills it
         uid = req.get("drop_uid")
         if uid is not None:
             n = int(req.get("max_processes", 64))
@@ -194,15 +216,69 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def _children(pid: int) -> list[int]:
-    """Direct children of pid (orphans of the attempt land here: we are a subreaper). One small file
-    where the kernel offers it (the runner is single-threaded), else a scan of /proc."""
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def _ok(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _setattr(libc: ctypes.CDLL, path: str, set_: int, recursive: bool = False) -> None:
+    """mount_setattr(2): set these attributes on the mount at path (and every mount below it)."""
+    if os.uname().machine.startswith(("alpha", "mips")):
+        raise OSError(f"mount_setattr: its system call number on {os.uname().machine} is not known here")
+    attr = _MountAttr(set_, 0, 0, 0)
+    rc = libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_long(AT_FDCWD), path.encode(),
+                      ctypes.c_long(AT_RECURSIVE if recursive else 0), ctypes.byref(attr),
+                      ctypes.c_long(ctypes.sizeof(attr)))
+    _ok(rc, f"mount_setattr({path})")
+
+
+def private_filesystem(libc: ctypes.CDLL, workdir: str) -> None:
+    """Give this process, and every test forked from it, its own view of the filesystem (root only): a
+    private mount namespace in which every mount is read-only and nosuid, and four fresh tmpfs are the
+    only writable places: SCRATCH_DIRS (/tmp, /var/tmp, /dev/shm: empty, 64 MiB each) and `workdir`
+    itself (256 MiB, like the docker sandbox's /work). All nosuid, nodev, noexec. They live in memory
+    and vanish with the namespace, when the attempt's last process ends.
+
+    What it protects: the host's files. A write outside those four places fails (EROFS, or EACCES as
+    before); one inside them reaches neither the host nor another attempt (each attempt's runner has
+    its own namespace, and another attempt's work directory is not even visible); the attempt cannot
+    fill the host's disk; a setuid binary does not raise privileges. No mount of the host changes:
+    the namespace's mounts are made private before anything else, so nothing propagates back.
+    What it does not: reading. The program still reads whatever its uid may (world-readable files,
+    /proc: other processes' command lines, for example); it may connect to a unix socket on the host
+    that its uid may open (a read-only mount does not stop connect(); e.g. the D-Bus system bus); and
+    it shares the host's kernel. The tmpfs are memory the attempt can fill (up to 448 MiB) until it ends.
+    """
+    _ok(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _ok(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    _setattr(libc, "/", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, recursive=True)
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    for d in SCRATCH_DIRS:
+        if os.path.isdir(d) and not os.path.islink(d):
+            _ok(libc.mount(b"tmpfs", d.encode(), b"tmpfs", flags, SCRATCH_OPTS), f"mount tmpfs on {d}")
+    os.makedirs(workdir, exist_ok=True)  # its path, where a scratch tmpfs now covers it
+    _ok(libc.mount(b"tmpfs", workdir.encode(), b"tmpfs", flags, WORK_OPTS), f"mount tmpfs on {workdir}")
+    os.chdir(workdir)  # the old working directory is the host's, now hidden and read-only
+
+
+def _children_file(pid: int) -> list[int] | None:
+    """Children of pid's main thread, from the small file the kernel offers (None where it does not)."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
             return [int(x) for x in f.read().split()]
     except (OSError, ValueError):
-        pass
-    out = []
+        return None
+
+
+def _parents() -> dict[int, list[int]]:
+    """ppid -> pids, from one scan of /proc."""
+    out: dict[int, list[int]] = {}
     try:
         names = os.listdir("/proc")
     except OSError:
@@ -216,9 +292,46 @@ def _children(pid: int) -> list[int]:
             ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == pid:
-            out.append(int(name))
+        out.setdefault(ppid, []).append(int(name))
     return out
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of pid (orphans of the attempt land here: we are a subreaper). One small file
+    where the kernel offers it (the runner is single-threaded), else a scan of /proc."""
+    kids = _children_file(pid)
+    return kids if kids is not None else _parents().get(pid, [])
+
+
+def _descendants(me: int) -> list[int]:
+    """Every process below the runner: the test's, escaped ones (setsid, double fork) included."""
+    first = _children_file(me)
+    tree = _parents() if first is None else None  # no children files in this kernel: one scan
+
+    def kids(p: int) -> list[int]:
+        return tree.get(p, []) if tree is not None else (_children_file(p) or [])
+
+    out, todo = [], list(first if first is not None else kids(me))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids(p)
+    return out
+
+
+def tree_cpu_s(me: int) -> float:
+    """CPU seconds (user + system, every thread, and their reaped children) used so far by every
+    process below the runner: what a test's CPU time limit counts."""
+    ticks = 0
+    for pid in _descendants(me):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            ticks += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile: reaped by its parent (counted in its cutime) or by us
+    return ticks / CLK_TCK
 
 
 def _reap() -> None:
@@ -256,6 +369,7 @@ def kill_descendants(me: int, deadline_s: float = 3.0) -> int:
 
 def run_test(req: dict, index: int, inp: str) -> dict:
     tl = float(req["time_limit_s"])
+    wall = float(req["wall_limit_s"])
     cap = int(req["output_limit_bytes"])
     drop_uid = req.get("drop_uid")
     # A fresh directory per test with a random name: an earlier test's program cannot have prepared it
@@ -271,7 +385,7 @@ def run_test(req: dict, index: int, inp: str) -> dict:
         if drop_uid is not None:
             os.chmod(tdir, 0o755)
             os.chown(tdir, drop_uid, drop_uid)
-        return _fork_and_watch(req, index, tdir, in_path, tl, cap)
+        return _fork_and_watch(req, index, tdir, in_path, tl, wall, cap)
     finally:
         kill_descendants(os.getpid())
         _remove_test_dir(tdir)
@@ -288,7 +402,7 @@ def _remove_test_dir(tdir: str) -> None:
         shutil.rmtree(tdir, ignore_errors=True)
 
 
-def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, cap: int) -> dict:
+def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, wall: float, cap: int) -> dict:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     res_r, res_w = os.pipe()
@@ -314,9 +428,12 @@ def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, c
         poller.register(pidfd, select.POLLIN)
     except (AttributeError, OSError):
         pidfd = None
-    deadline = start + tl
+    # Two limits: `tl` seconds of CPU time, all the test's processes together, and `wall` seconds of
+    # wall-clock time. The CPU time is read only when it could have reached the limit (the processes
+    # use at most NCPU seconds of it per second): a test that ends sooner costs no check at all.
+    me, deadline, cpu_check, cpu = os.getpid(), start + wall, start + tl / NCPU, 0.0
     open_fds, status, ru, exited_at = 3, None, None, None
-    total, timed_out, exceeded = 0, False, False
+    total, timed_out, exceeded = 0, None, False
     while True:
         now = time.monotonic()
         if status is None:
@@ -328,9 +445,15 @@ def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, c
         if status is not None and (not open_fds or now - exited_at > 0.05):
             break  # ended; a background process still holding the pipes does not keep the test going
         if status is None and now >= deadline:
-            timed_out = True
+            timed_out = "wall"
             break
-        wait = deadline - now if status is None else 0.05 - (now - exited_at)
+        if status is None and now >= cpu_check:
+            cpu = tree_cpu_s(me)
+            if cpu >= tl:
+                timed_out = "cpu"
+                break
+            cpu_check = now + max(CPU_CHECK_MIN_S, (tl - cpu) / NCPU)
+        wait = min(deadline, cpu_check) - now if status is None else 0.05 - (now - exited_at)
         if pidfd is None and status is None:
             wait = min(wait, 0.005)
         for fd, _ in poller.poll(max(0.0, wait) * 1000):
@@ -364,6 +487,11 @@ def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, c
     if status is None:
         _, status, ru = os.wait4(pid, 0)
     elapsed = time.monotonic() - start
+    cpu = max(cpu, ru.ru_utime + ru.ru_stime)  # the child and the children it reaped: exact
+    if cpu >= tl and not exceeded:
+        # Over the limit, though no check saw it in time (a busy machine can delay the runner): the
+        # verdict follows the CPU time used, not when the runner looked.
+        timed_out = "cpu"
     for fd in (out_r, err_r, res_r) + ((pidfd,) if pidfd is not None else ()):
         os.close(fd)
     result = error = None
@@ -379,8 +507,8 @@ def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, c
         "event": "test", "index": index,
         "exit_code": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
-        "timed_out": timed_out, "output_exceeded": exceeded,
-        "elapsed_s": round(elapsed, 4), "cpu_s": round(ru.ru_utime + ru.ru_stime, 4), "max_rss_kb": ru.ru_maxrss,
+        "timed_out": timed_out is not None, "time_limit": timed_out, "output_exceeded": exceeded,
+        "elapsed_s": round(elapsed, 4), "cpu_s": round(cpu, 4), "max_rss_kb": ru.ru_maxrss,
         "stdout": bufs["stdout"].decode("utf-8", "replace"), "stderr": bufs["stderr"].decode("utf-8", "replace"),
         "result": result, "error": error,
     }
@@ -403,12 +531,19 @@ def main() -> None:
     if libc is not None:
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)  # the tool died (even kill -9): clean up too
-        if req.get("unshare_net"):
-            # Root only (or a user namespace): a private network namespace with no interfaces but lo (down).
-            if libc.unshare(CLONE_NEWNET) != 0:
-                sys.stderr.write(f"runner: unshare(CLONE_NEWNET) failed: errno {ctypes.get_errno()}\n")
-                sys.exit(3)  # refuse to run without the isolation that was asked for
     req["base_dir"] = os.path.abspath(req.get("workdir") or ".")
+    # Root only: the isolation the executor asked for, or no run at all (exit 3).
+    try:
+        if (req.get("unshare_net") or req.get("private_fs")) and libc is None:
+            raise OSError("cannot load the C library for unshare(2) and mount(2)")
+        if req.get("unshare_net"):
+            # A private network namespace with no interfaces but lo (down).
+            _ok(libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        if req.get("private_fs"):
+            private_filesystem(libc, req["base_dir"])
+    except OSError as e:
+        sys.stderr.write(f"runner: {e}\n")
+        sys.exit(3)
     # The runner's objects stay out of the tests' garbage collections: a collection in a forked test
     # would otherwise touch (and so copy) every page of the runner's heap.
     gc.freeze()

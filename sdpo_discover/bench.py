@@ -255,69 +255,121 @@ class BenchDir:
 # Running
 
 
+class RunWorker:
+    """Runs planned runs one after another in this process, with what they share: one model load (the first run's
+    model: every run of a plan has the same), one sandbox pool, and for the vllm sampler one engine (each run's
+    adapter versions are its own LoRA requests). `run_bench` uses one; workers.py runs several (processes on one
+    machine, or Ray actors), each with its own.
+
+    model/tokenizer/judge: for tests (an in-process model, a synthetic judge)."""
+
+    def __init__(self, bench_path: Path | str, *, model: Any = None, tokenizer: Any = None, judge: Any = None,
+                 progress: Callable[[str], None] = lambda m: None, warn: Callable[[str], None] | None = None) -> None:
+        self.bench = BenchDir(Path(bench_path))
+        self._model, self._tok, self.judge, self._own_judge = model, tokenizer, judge, judge is None
+        self.progress, self.warn = progress, warn
+        self.loaded: Any = None
+        self.sampler: Any = None
+        self.load_s = 0.0
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def setup(self, runs: Sequence[PlannedRun]) -> None:
+        """Load the model, check that every problem of `runs` fits its context, make the sandbox pool and the
+        engine; once (later calls do nothing)."""
+        if self.loaded is not None:
+            return
+        from .discover import LoadedModel, load_model_for
+
+        first = runs[0].config
+        t0 = time.monotonic()
+        self.loaded = (LoadedModel.in_process(first.model, self._model, self._tok) if self._model is not None
+                       else load_model_for(first, self.progress))
+        self.load_s = time.monotonic() - t0
+        _preflight(self.bench, runs, self.loaded)
+        if self.judge is None:
+            from .discover import SandboxJudge
+            from .sandbox import make_executor
+
+            pool = min(max(r.config.step_size for r in runs), 16) if first.sandbox in ("docker", "auto") else 1
+            self.judge = SandboxJudge(make_executor(first.sandbox, pool_size=pool,  # type: ignore[arg-type]
+                                                    warn=self.warn))
+        if first.sampler == "vllm":
+            from .samplers import VLLMSampler
+
+            self.progress("starting the vLLM engine")
+            self.sampler = VLLMSampler(self.loaded.path, max_model_len=first.vllm_max_model_len,
+                                       max_lora_rank=max([8] + [r.config.sdpo.lora_r for r in runs]),
+                                       gpu_memory_utilization=first.vllm_gpu_memory_utilization,
+                                       kv_cache_gib=first.vllm_kv_cache_gib, device=first.device, dtype=first.dtype,
+                                       seed=first.seed)
+
+    def execute(self, run: PlannedRun, on_event: EventSink = lambda k, p: None) -> Any:
+        """One run, new or resumed from its directory (exactly as `solve --resume`); returns its Summary."""
+        from .discover import Solver
+        from .report import write_plot
+
+        self.setup([run])
+        path = self.bench.run_dir(run)
+        rd = RunDir(path)
+        resume = rd.is_run()
+        if not resume and path.exists():
+            shutil.rmtree(path)  # killed before its config was written: nothing of it counted yet
+
+        def forward(kind: str, payload: dict[str, Any]) -> None:
+            on_event(kind, {**payload, "run": run})
+
+        solver = Solver(run.config, path, problem=None if resume else self.bench.load_problem(run.problem),
+                        resume=resume, judge=self.judge, on_event=forward, progress=self.progress, loaded=self.loaded,
+                        sampler=self.sampler)
+        summary = solver.run()
+        write_plot(path, rd.load_attempts(), summary.budget, f"{summary.problem} ({run.method}"
+                   f"{'' if run.seed is None else ', seed ' + str(run.seed)})")
+        return summary
+
+    def run_by_id(self, run_id: str) -> dict[str, Any]:
+        """For workers.py: run `run_id` of the saved plan; its summary as JSON."""
+        plan = self.bench.load_plan()
+        run = next(r for r in plan.runs if r.id == run_id)
+        self.setup([r for r in plan.runs if not self.bench.finished(r)] or [run])
+        return self.execute(run).to_json()
+
+    def close(self) -> None:
+        if self._own_judge and self.judge is not None:
+            self.judge.close()
+            self.judge = None
+        if self.sampler is not None:
+            self.sampler.close()
+            self.sampler = None
+
+
 def run_bench(bench: BenchDir, plan: Plan, *, on_event: EventSink = lambda k, p: None,
               progress: Callable[[str], None] = lambda m: None, model: Any = None, tokenizer: Any = None,
               judge: Any = None) -> str:
-    """Run every unfinished run of the plan, in order; returns "done" or "interrupted" (Ctrl-C, SIGTERM).
-
-    model/tokenizer/judge: for tests (an in-process model, a synthetic judge); otherwise the plan's model is
-    loaded once and one sandbox pool is made for every run."""
-    from .discover import LoadedModel, Solver, load_model_for
-    from .report import write_plot
-
+    """Run every unfinished run of the plan, in order, in this process; returns "done" or "interrupted"
+    (Ctrl-C, SIGTERM). model/tokenizer/judge: for tests, as RunWorker's."""
     t_start = time.monotonic()
     todo = [r for r in plan.runs if not bench.finished(r)]
     on_event("bench_start", {"plan": plan, "todo": len(todo), "total": len(plan.runs)})
     if not todo:
         on_event("bench_done", {"stopped": "done"})
         return "done"
-    first = todo[0].config
-    t0 = time.monotonic()
-    loaded = (LoadedModel.in_process(first.model, model, tokenizer) if model is not None
-              else load_model_for(first, progress))
-    load_s = time.monotonic() - t0
-    _preflight(bench, todo, loaded)
-    own_judge = judge is None
-    if own_judge:
-        from .discover import SandboxJudge
-        from .sandbox import make_executor
-
-        pool = min(max(r.config.step_size for r in todo), 16) if first.sandbox in ("docker", "auto") else 1
-        judge = SandboxJudge(make_executor(first.sandbox, pool_size=pool,  # type: ignore[arg-type]
-                                           warn=lambda m: on_event("warning", {"message": m})))
-    sampler = None
-    if first.sampler == "vllm":  # one engine for every run: each run's adapter versions are its own LoRA requests
-        from .samplers import VLLMSampler
-
-        progress("starting the vLLM engine")
-        sampler = VLLMSampler(loaded.path, max_model_len=first.vllm_max_model_len,
-                              max_lora_rank=max([8] + [r.config.sdpo.lora_r for r in todo]),
-                              gpu_memory_utilization=first.vllm_gpu_memory_utilization,
-                              kv_cache_gib=first.vllm_kv_cache_gib, device=first.device, dtype=first.dtype,
-                              seed=first.seed)
+    worker = RunWorker(bench.path, model=model, tokenizer=tokenizer, judge=judge, progress=progress,
+                       warn=lambda m: on_event("warning", {"message": m}))
     stopped, runs_s = "done", 0.0
     try:
+        worker.setup(todo)
         for i, run in enumerate(plan.runs):
             if bench.finished(run):
                 continue
-            path = bench.run_dir(run)
-            rd = RunDir(path)
-            resume = rd.is_run()
-            if not resume and path.exists():
-                shutil.rmtree(path)  # killed before its config was written: nothing of it counted yet
-            on_event("run_start", {"run": run, "index": i, "total": len(plan.runs), "resumed": resume})
-
-            def forward(kind: str, payload: dict[str, Any], run: PlannedRun = run) -> None:
-                on_event(kind, {**payload, "run": run})
-
+            on_event("run_start", {"run": run, "index": i, "total": len(plan.runs),
+                                   "resumed": RunDir(bench.run_dir(run)).is_run()})
             t_run = time.monotonic()
-            solver = Solver(run.config, path, problem=None if resume else bench.load_problem(run.problem),
-                            resume=resume, judge=judge, on_event=forward, progress=progress, loaded=loaded,
-                            sampler=sampler)
-            summary = solver.run()
+            summary = worker.execute(run, on_event)
             runs_s += time.monotonic() - t_run
-            write_plot(path, rd.load_attempts(), summary.budget, f"{summary.problem} ({run.method}"
-                       f"{'' if run.seed is None else ', seed ' + str(run.seed)})")
             on_event("run_done", {"run": run, "summary": summary})
             if summary.stopped == "interrupted":
                 stopped = "interrupted"
@@ -325,11 +377,8 @@ def run_bench(bench: BenchDir, plan: Plan, *, on_event: EventSink = lambda k, p:
     except KeyboardInterrupt:
         stopped = "interrupted"
     finally:
-        if own_judge and judge is not None:
-            judge.close()
-        if sampler is not None:
-            sampler.close()
-        _record_timing(bench, time.monotonic() - t_start, runs_s, load_s)
+        worker.close()
+        record_timing(bench, time.monotonic() - t_start, runs_s, worker.load_s)
     on_event("bench_done", {"stopped": stopped})
     return stopped
 
@@ -352,7 +401,46 @@ def _preflight(bench: BenchDir, todo: Sequence[PlannedRun], loaded: Any) -> None
         check_fits(cfg, prob, prompts, loaded.model)
 
 
-def _record_timing(bench: BenchDir, wall_s: float, runs_s: float, load_s: float) -> None:
+def import_pools(bench: BenchDir, plan: Plan, source: Path) -> list[str]:
+    """Reuse the best-of-k pools of another bench directory (e.g. `lcb screen`'s): a pool run of `source` with
+    the same problem (sha256) and the same settings except its budget, which may be smaller than this plan's
+    pool (the copied run then continues to the planned pool, as `solve --resume --budget` does: its samples
+    come from the same distribution, step by step seeded), is copied into this bench unless this bench has the
+    run already. Returns the ids copied."""
+    src = BenchDir(source)
+    if not src.is_bench():
+        raise BenchError(f"--pools-from {source}: not a bench directory (no plan.json)")
+    theirs = src.load_plan()
+    their_runs = {r.id: r for r in theirs.runs if r.seed is None}
+    their_sha = {p["id"]: p["sha256"] for p in theirs.problems}
+    my_sha = {p["id"]: p["sha256"] for p in plan.problems}
+    copied = []
+    for run in plan.runs:
+        other = their_runs.get(run.id)
+        dst = bench.run_dir(run)
+        if run.seed is not None or other is None or RunDir(dst).is_run() or their_sha.get(run.problem) != my_sha[run.problem]:
+            continue
+        a, b = dict(run.settings), dict(other.settings)
+        if a.pop("budget") < b.pop("budget") or a != b:
+            continue
+        src_rd = RunDir(src.run_dir(other))
+        summary = src_rd.load_summary()
+        if summary is None or summary.stopped == "interrupted":
+            continue  # unfinished there: sampled here instead (one writer per run directory)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".importing")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src_rd.path, tmp)
+        rd = RunDir(tmp)
+        rd.write_config(run.config, rd.config_doc().get("model", {}))  # this plan's budget (the pool)
+        if summary.attempts_used < run.config.budget:
+            rd.summary.unlink()  # to continue to the planned pool: unfinished here
+        tmp.rename(dst)
+        copied.append(run.id)
+    return copied
+
+
+def record_timing(bench: BenchDir, wall_s: float, runs_s: float, load_s: float) -> None:
     """timing.json: one entry per bench session (wall time, time inside runs, the model load), for the overhead
     split; not part of results.json (which is rebuilt from the run directories alone)."""
     try:
@@ -411,5 +499,60 @@ def prepare(bench_path: Path, problem_paths: Sequence[Path], *, methods: Sequenc
     return plan
 
 
+def dispatch(bench: BenchDir, plan: Plan, *, workers: int = 1, ray_address: str | None = None,
+             ray_resources: dict[str, float] | None = None, on_event: EventSink = lambda k, p: None,
+             progress: Callable[[str], None] = lambda m: None) -> str:
+    """Run the plan's unfinished runs: in this process (workers 1), on `workers` local processes, or on a Ray
+    cluster (ray_address; ray_resources: num_cpus, num_gpus per run). Returns "done" or "interrupted"."""
+    if ray_address:
+        from .workers import run_ray
+
+        res = ray_resources or {}
+        return run_ray(bench, plan, ray_address, workers=None if workers == 1 else workers,
+                       num_cpus=float(res.get("num_cpus", 1)), num_gpus=float(res.get("num_gpus", 0)), on_event=on_event)
+    if workers > 1:
+        from .workers import run_local
+
+        return run_local(bench, plan, workers, on_event=on_event)
+    return run_bench(bench, plan, on_event=on_event, progress=progress)
+
+
+def _dotted(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_dotted(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def run(problems: Sequence[Path | str], *, out: Path | str, methods: Sequence[str] = METHODS,
+        seeds: Sequence[int] = (0,), budget: int | None = None, pool: int | None = None,
+        settings: dict[str, Any] | None = None, resume: bool = False, workers: int = 1, ray_address: str | None = None,
+        ray_resources: dict[str, float] | None = None, on_event: EventSink = lambda k, p: None) -> Path:
+    """The Python API of `sdpo-discover bench`: plan (or resume) the bench in `out`, run it, write its results.
+
+    problems: problem files or folders (problem.json, LiveCodeBench .json/.jsonl); settings: any run settings
+    as a (nested) dict, e.g. {"model": "qwen2.5-coder-0.5b", "sampler": "vllm", "sdpo": {"lr": 1e-4}};
+    workers > 1: that many processes on this machine (one model each); ray_address: a Ray cluster ("auto", or
+    host:port) with ray_resources {"num_cpus": .., "num_gpus": ..} per run. Returns the bench directory, whose
+    results.json holds every figure (results.py). Raises BenchError / ConfigError on bad input; an
+    interrupted bench (Ctrl-C) raises KeyboardInterrupt after saving: call again with resume=True."""
+    from .results import write_all
+
+    path = Path(out)
+    plan = prepare(path, [Path(p) for p in problems], methods=list(methods) if not resume else None,
+                   seeds=list(seeds) if not resume else None, budget=budget, pool=pool,
+                   flags=_dotted(settings or {}) if not resume else {}, config_file=None, assignments=None,
+                   resume=resume, command=["(python api)"])
+    stopped = dispatch(BenchDir(path), plan, workers=workers, ray_address=ray_address, ray_resources=ray_resources,
+                       on_event=on_event)
+    write_all(path)
+    if stopped == "interrupted":
+        raise KeyboardInterrupt
+    return path
+
+
 __all__ = ["BenchDir", "BenchError", "ConfigError", "Plan", "PlannedRun", "make_plan", "parse_methods",
-           "parse_seeds", "prepare", "run_bench"]
+           "parse_seeds", "prepare", "run", "run_bench", "dispatch", "RunWorker"]

@@ -42,6 +42,8 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(problems_app, name="problems")
 models_app = typer.Typer(help="List and fetch the models that can be had without a model hub.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+lcb_app = typer.Typer(help="Choose LiveCodeBench questions (select) and screen them by their base pass@64 (screen).", no_args_is_help=True)
+app.add_typer(lcb_app, name="lcb")
 
 out = Console()
 err = Console(stderr=True)
@@ -571,6 +573,9 @@ def bench(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help=_h("batch_size"), show_default=False)] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="A TOML file of settings, as for solve; [sdpo] applies to the sdpo runs, [multi_turn] to the multi-turn runs.", show_default=False)] = None,
     settings: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, repeatable, as for solve (method, seed and budget are the bench's own options).", show_default=False)] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Runs at once on this machine, each worker process with its own model (one per device; on a CPU-only machine 1 is fastest).")] = 1,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Run on a Ray cluster: its address (host:port) or auto. Each run is a task asking for --set ray.num_cpus=N (default 1) and ray.num_gpus=N (default 0); the bench directory must be on a filesystem every node sees.", show_default=False)] = None,
+    pools_from: Annotated[Path | None, typer.Option("--pools-from", help="Reuse the best-of-k pools of another bench directory (e.g. `lcb screen`'s) sampled with the same settings; a smaller pool there is continued to --pool here.", show_default=False)] = None,
     log_k: Annotated[bool, typer.Option("--log-k", help="Plot discovery against a logarithmic k axis.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final tables.")] = False,
 ) -> None:
@@ -585,15 +590,19 @@ def bench(
     seeds); `sdpo-discover report BENCH_DIR` rebuilds them at any time.
 
     Exit code 0 when every run finished, 2 on bad input, 3 when the sandbox
-    failed, 130 when interrupted (continue with --resume).
+    failed or a Ray cluster cannot be reached, 130 when interrupted (continue
+    with --resume).
 
     Example:  sdpo-discover bench problems/ --methods sdpo,best-of-k,multi-turn --seeds 3 --budget 64 --out runs/b1
 
     Example:  sdpo-discover bench --resume --out runs/b1
+
+    Example:  sdpo-discover bench questions.jsonl --ray-address auto --set ray.num_gpus=1 --out /shared/b2
     """
     import time as _time
 
-    from .bench import BenchDir, BenchError, parse_methods, parse_seeds, prepare, run_bench
+    from .bench import BenchDir, BenchError, dispatch, import_pools, parse_methods, parse_seeds, prepare
+    from .workers import RayUnavailable
     from .discover import RunDirError, SandboxFailed
     from .report import BenchView
 
@@ -605,10 +614,32 @@ def bench(
         "model": model, "sampler": sampler.value if sampler else None, "sandbox": sandbox.value if sandbox else None,
         "device": device.value if device else None, "batch_size": batch_size}.items() if v is not None}
     out_dir = out_dir or Path("runs") / _time.strftime("bench-%Y%m%d-%H%M%S")
+    if workers < 1:
+        fail(f"--workers {workers}: must be >= 1")
+    ray_resources: dict[str, float] = {}
+    run_sets = []
+    for item in settings or []:  # ray.* are the bench's own (resources per task), not a run's settings
+        key = item.split("=", 1)[0].strip()
+        if key.startswith("ray."):
+            if key not in ("ray.num_cpus", "ray.num_gpus"):
+                fail(f"unknown setting {key}: the Ray settings are ray.num_cpus and ray.num_gpus")
+            try:
+                ray_resources[key[4:]] = float(item.split("=", 1)[1])
+            except (IndexError, ValueError):
+                fail(f"--set {item}: expected {key}=NUMBER")
+        else:
+            run_sets.append(item)
+    if ray_resources and not ray_address:
+        fail("ray.num_cpus / ray.num_gpus apply to --ray-address runs only: add --ray-address ADDRESS or drop them")
+    settings = run_sets
     try:
         plan = prepare(out_dir, problems or [], methods=parse_methods(methods) if methods else None,
                        seeds=parse_seeds(seeds) if seeds else None, budget=budget, pool=pool, flags=flags,
                        config_file=config_file, assignments=settings, resume=resume, command=sys.argv[1:])
+        if pools_from is not None:
+            copied = import_pools(BenchDir(out_dir), plan, pools_from)
+            if not quiet:
+                err.print(f"reused {len(copied)} best-of-k pool(s) from {pools_from}", highlight=False)
     except (BenchError, config.ConfigError) as e:
         fail(str(e))
     view = BenchView(quiet=quiet, console=out, err=err)
@@ -617,9 +648,12 @@ def bench(
     if not _state["debug"]:
         _library_noise_to(BenchDir(out_dir).log)
     try:
-        stopped = run_bench(BenchDir(out_dir), plan, on_event=view,
-                            progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not quiet else None)
-    except (config.ConfigError, RunDirError) as e:
+        stopped = dispatch(BenchDir(out_dir), plan, workers=workers, ray_address=ray_address,
+                           ray_resources=ray_resources, on_event=view,
+                           progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not quiet else None)
+    except RayUnavailable as e:
+        fail(str(e), EXIT_SANDBOX)
+    except (config.ConfigError, RunDirError, BenchError) as e:
         fail(str(e))
     except SandboxFailed as e:
         fail(f"{e}\nThe bench is saved: fix the sandbox (`sdpo-discover sandbox doctor`), then continue with "
@@ -850,6 +884,188 @@ def _explain_run(run_dir: Path, attempt: Path | None, k: int | None, html_out: P
         html_out.write_text(render_html(credit, f"SDPO credit: {ra.problem.id} / {ra.label}", meta,
                                         strongest=max(top, 20)), encoding="utf-8")
         out.print(f"Wrote {html_out}", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# lcb: choose LiveCodeBench questions and screen them (lcb.py)
+
+
+class KeepChoice(str, Enum):
+    hard = "hard"
+    very_hard = "very-hard"
+
+
+@lcb_app.command("select")
+def lcb_select(
+    sources: Annotated[list[Path] | None, typer.Argument(help="code_generation_lite's folder (its test*.jsonl files, or its parquet folders such as release_v6/), or such .jsonl/.parquet files; none with --hub.", show_default=False)] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the chosen records: a .jsonl file (one record per line), or a folder (one <id>.json per question).", show_default=False)] = ...,  # type: ignore[assignment]
+    release: Annotated[str | None, typer.Option(help="Version tag: release_vN (test.jsonl .. testN.jsonl), release_latest, vN (testN.jsonl alone: the questions new in release N) or vA_vB. (default: every record of the files given)", show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(help="Earliest contest date, inclusive (YYYY-MM-DD).", show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(help="Contest dates before this one (YYYY-MM-DD, exclusive).", show_default=False)] = None,
+    platform: Annotated[str | None, typer.Option(help="Comma-separated: leetcode, codeforces, atcoder. (default: all)", show_default=False)] = None,
+    difficulty: Annotated[str | None, typer.Option(help="Comma-separated: easy, medium, hard. (default: all)", show_default=False)] = None,
+    keep_errata: Annotated[bool, typer.Option("--keep-errata", help="Keep the questions LiveCodeBench's ERRATA.md lists as known bad (left out by default).")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave out broken records (named with their line) and load the rest, instead of exit 2.")] = False,
+    hub: Annotated[bool, typer.Option("--hub", help="Load code_generation_lite through the `datasets` library from a model hub (pip install datasets) instead of local files.")] = False,
+    hub_dataset: Annotated[str, typer.Option("--hub-dataset", help="The dataset --hub loads.")] = "livecodebench/code_generation_lite",
+) -> None:
+    """Choose LiveCodeBench questions: release, contest-date window, platform, difficulty; ERRATA.md's left out.
+
+    Writes the records as LiveCodeBench has them, as one .jsonl or a folder of
+    .json files: what solve, bench, check and `lcb screen` read. --since is
+    inclusive, --until exclusive. Only a chosen record is checked whole (its
+    tests decoded); a broken record (not JSON, no question_id, a bad date or
+    tests) is named with its line: exit 2, or left out with --skip-bad.
+
+    Exit code 0 when questions were written, 2 on bad input or when none is left.
+
+    Example (the paper's selection):  sdpo-discover lcb select code_generation_lite/ --release release_v6 --since 2025-02-01 --until 2025-05-01 --out lcb-v6.jsonl
+    """
+    from . import lcb
+
+    try:
+        lcb.check_out(out_path)
+        sel = lcb.select(sources or [], release=release, since=lcb.parse_day(since, "--since") if since else None,
+                         until=lcb.parse_day(until, "--until") if until else None,
+                         platforms=lcb.parse_choices(platform, lcb.PLATFORMS, "--platform"),
+                         difficulties=lcb.parse_choices(difficulty, lcb.DIFFICULTIES, "--difficulty"),
+                         keep_errata=keep_errata, skip_bad=skip_bad, hub=hub, hub_repo=hub_dataset)
+        written = lcb.write_records(sel.chosen, out_path)
+    except lcb.LcbError as e:
+        fail(str(e))
+    for note in sel.notes:
+        err.print(f"[dim]{escape(note)}[/]", highlight=False, soft_wrap=True)
+    for line in sel.bad:
+        err.print(f"[yellow]Warning:[/] skipped a broken record: {escape(line)}", highlight=False, soft_wrap=True)
+    table = Table(title="selection", title_justify="left")
+    table.add_column("step")
+    table.add_column("questions", justify="right")
+    for name, n in sel.counts:
+        table.add_row(escape(name), str(n))
+    out.print(table)
+    if sel.errata_excluded:
+        out.print("left out (LiveCodeBench's ERRATA.md): " + ", ".join(f"{escape(q)} ({why})" for q, why in sel.errata_excluded),
+                  highlight=False, soft_wrap=True)
+    by = {}
+    for it in sel.chosen:
+        key = (str(it.rec.get("platform")), str(it.rec.get("difficulty")))
+        by[key] = by.get(key, 0) + 1
+    out.print(f"[bold]{len(sel.chosen)}[/] question(s) "
+              + "(" + ", ".join(f"{p} {d}: {n}" for (p, d), n in sorted(by.items())) + ")"
+              + f" written to {escape(str(out_path))}" + (f" ({len(written)} files)" if len(written) > 1 else ""),
+              highlight=False, soft_wrap=True)
+    out.print(f"[dim]Next: sdpo-discover lcb screen {escape(str(out_path))} --out runs/screen (see README: LiveCodeBench at scale)[/]", highlight=False)
+
+
+@lcb_app.command("screen")
+def lcb_screen(
+    questions: Annotated[list[Path] | None, typer.Argument(help="What `lcb select` wrote (a .jsonl, or a folder of .json records); optional with --resume.", show_default=False)] = None,
+    pool: Annotated[int | None, typer.Option(help="Independent samples per question. Labels use pass@64; a smaller pool is labelled by pass@POOL instead, with a warning. (default: 64)", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="The screen's bench directory: the pools, screen.json, questions.jsonl. (default: runs/screen-TIME)", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the screen in --out: finished pools are kept, an unfinished one resumes exactly.")] = False,
+    keep: Annotated[KeepChoice | None, typer.Option(help="With --write: the subset to write; hard (pass@64 < 0.5, very hard ones included) or very-hard (pass@64 < 0.03).", show_default=False)] = None,
+    write: Annotated[Path | None, typer.Option(help="With --keep: where to write the kept questions, as `lcb select` writes them (.jsonl or a folder).", show_default=False)] = None,
+    model: Annotated[str | None, typer.Option(help=_h("model"), show_default=False)] = None,
+    sampler: Annotated[SamplerChoice | None, typer.Option(help=_h("sampler"), show_default=False)] = None,  # type: ignore[valid-type]
+    sandbox: Annotated[SandboxChoice | None, typer.Option(help=_h("sandbox"), show_default=False)] = None,
+    device: Annotated[DeviceChoice | None, typer.Option(help=_h("device"), show_default=False)] = None,  # type: ignore[valid-type]
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help=_h("batch_size"), show_default=False)] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="A TOML file of settings, as for solve.", show_default=False)] = None,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, repeatable, as for solve (method, seed and budget are the screen's own).", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final table.")] = False,
+) -> None:
+    """Estimate each question's base pass@64 with the current model and label it hard or very hard, as in the paper.
+
+    A bench with best-of-k only: each question's pool of --pool independent
+    samples (runs/ID/best-of-k/pool under --out), kept for a later
+    `sdpo-discover bench ... --pools-from DIR`, which reuses them. pass@1 and
+    pass@64 are the unbiased estimates from the pool (pass@64 needs a pool of
+    at least 64; from exactly 64 it is 1 or 0). hard: pass@64 < 0.5; very hard:
+    pass@64 < 0.03. Prints the table and writes it as DIR/screen.json.
+
+    Exit code 0 when every pool finished, 2 on bad input, 3 when the sandbox
+    failed, 130 when interrupted (continue with --resume).
+
+    Example:  sdpo-discover lcb screen lcb-v6.jsonl --pool 256 --out runs/screen-v6 --keep very-hard --write lcb-v6-very-hard.jsonl
+
+    Example:  sdpo-discover lcb screen --resume --out runs/screen-v6 --keep hard --write lcb-v6-hard.jsonl
+    """
+    import time as _time
+
+    from . import lcb
+    from .bench import BenchDir, run_bench
+    from .discover import RunDirError, SandboxFailed
+    from .report import BenchView
+
+    if resume and out_dir is None:
+        fail("--resume needs --out DIR: the screen to continue.")
+    if not resume and not questions:
+        fail("give QUESTIONS (what `sdpo-discover lcb select` wrote), or --resume --out DIR.")
+    if (keep is None) != (write is None):
+        fail("--keep and --write go together: --keep hard|very-hard --write FILE.jsonl (or a folder).")
+    out_dir = out_dir or Path("runs") / _time.strftime("screen-%Y%m%d-%H%M%S")
+    flags: dict[str, object] = {k: v for k, v in {
+        "model": model, "sampler": sampler.value if sampler else None, "sandbox": sandbox.value if sandbox else None,
+        "device": device.value if device else None, "batch_size": batch_size}.items() if v is not None}
+    try:
+        if write is not None:
+            lcb.check_out(write)
+        plan = lcb.start_screen(out_dir, questions or [], pool=pool, flags=flags, config_file=config_file,
+                                assignments=settings, resume=resume, command=sys.argv[1:])
+    except (lcb.LcbError, config.ConfigError) as e:
+        fail(str(e))
+    if plan.pool < lcb.SCREEN_K:
+        err.print(f"[yellow]Warning:[/] --pool {plan.pool} < {lcb.SCREEN_K}: questions are labelled by pass@{plan.pool}, "
+                  f"not pass@{lcb.SCREEN_K} (pass@{plan.pool} <= pass@{lcb.SCREEN_K}: more questions look hard than pass@{lcb.SCREEN_K} would say); "
+                  f"use --pool {lcb.SCREEN_K} or more for the paper's labels.", highlight=False, soft_wrap=True)
+    view = BenchView(quiet=quiet, console=out, err=err)
+    _install_signal_handlers()
+    _quiet_transformers()
+    if not _state["debug"]:
+        _library_noise_to(BenchDir(out_dir).log)
+    resume_hint = f"sdpo-discover lcb screen --resume --out {out_dir}"
+    try:
+        stopped = run_bench(BenchDir(out_dir), plan, on_event=view,
+                            progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not quiet else None)
+    except (config.ConfigError, RunDirError) as e:
+        fail(str(e))
+    except SandboxFailed as e:
+        fail(f"{e}\nThe screen is saved: fix the sandbox (`sdpo-discover sandbox doctor`), then continue with "
+             f"`{resume_hint}`.", EXIT_SANDBOX)
+    except _solve_errors() as e:
+        fail(f"{e}\nThe screen is saved; continue it with `{resume_hint}`.",
+             EXIT_SANDBOX if type(e).__name__ == "SandboxError" else EXIT_BAD_INPUT)
+    res = lcb.write_screen(out_dir)
+    k = res["k"]
+    table = Table(title=f"base pass@{k} (hard < {lcb.HARD}, very hard < {lcb.VERY_HARD})",
+                  title_justify="left")
+    for i, col in enumerate(("question", "pool", "passed", "pass@1", f"pass@{k}", "label")):
+        table.add_column(col, justify="left" if i in (0, 5) else "right")
+    for r in res["questions"]:
+        table.add_row(escape(r["id"]), str(r["pool"]), str(r["passed"]),
+                      "-" if r["pass@1"] is None else f"{r['pass@1']:.3g}", "-" if r["pass@k"] is None else f"{r['pass@k']:.3g}",
+                      r["label"].replace("-", " "))
+    out.print(table)
+    c = res["counts"]
+    out.print(f"{c['very-hard']} very hard, {c['hard'] + c['very-hard']} hard (very hard included), {c['not-hard']} not hard"
+              + (f", {c['unfinished']} unfinished" if c["unfinished"] else "") + f"; {escape(str(out_dir / 'screen.json'))}",
+              highlight=False, soft_wrap=True)
+    if res["warning"]:
+        err.print(f"[yellow]Warning:[/] {escape(res['warning'])}", highlight=False)
+    if stopped == "interrupted":
+        err.print(f"Interrupted: continue with `{resume_hint}`.", highlight=False)
+        raise typer.Exit(130)
+    if keep is not None and write is not None:
+        try:
+            kept = lcb.write_subset(out_dir, res, keep.value, write)
+        except lcb.LcbError as e:
+            fail(str(e))
+        if kept:
+            out.print(f"[bold]{len(kept)}[/] {keep.value.replace('-', ' ')} question(s) written to {escape(str(write))}; "
+                      f"next: sdpo-discover bench {escape(str(write))} --seeds 5 --budget 2750 --pools-from {escape(str(out_dir))}",
+                      highlight=False, soft_wrap=True)
+        else:
+            out.print(f"No question is {keep.value.replace('-', ' ')}: nothing written to {escape(str(write))}.", highlight=False)
 
 
 def main() -> None:

@@ -242,3 +242,40 @@ def test_resume_of_a_bench_with_a_different_plan_is_refused(setup: dict[str, Any
     # the same plan resumes: every run finished already, nothing is redone
     res = CliRunner().invoke(app, ["bench", "--resume", "--out", str(reference), "--budget", "8", "-q"])
     assert res.exit_code == 0, res.output
+
+
+def test_pools_of_another_bench_are_reused_and_continued_to_the_planned_pool(setup: dict[str, Any], reference: Path,
+                                                                            tmp_path: Path) -> None:
+    from sdpo_discover.bench import import_pools
+
+    screen = tmp_path / "screen"  # what `lcb screen` leaves: a bench of best-of-k pools only, smaller
+    plan = prepare(screen, setup["files"], methods=["best-of-k"], seeds=[0], budget=8, pool=8, flags=setup["flags"],
+                   config_file=None, assignments=setup["sets"], resume=False, command=[])
+    assert run_bench(BenchDir(screen), plan, judge=HashJudge()) == "done"
+    out = tmp_path / "bench"
+    plan = _plan(setup, out)
+    assert sorted(import_pools(BenchDir(out), plan, screen)) == ["tiny-a/best-of-k/pool", "tiny-b/best-of-k/pool"]
+    assert import_pools(BenchDir(out), plan, screen) == []  # present already: never overwritten
+    rd = RunDir(BenchDir(out).path / "runs" / "tiny-a" / "best-of-k" / "pool")
+    assert len(read_jsonl(rd.attempts)) == 8 and not rd.summary.exists()
+    other = prepare(tmp_path / "other", setup["files"], methods=["best-of-k"], seeds=[0], budget=8, pool=8,
+                    flags=setup["flags"], config_file=None, assignments=[*setup["sets"], "top_k=5"], resume=False,
+                    command=[])
+    assert import_pools(BenchDir(tmp_path / "other"), other, screen) == []  # other settings: not the same pool
+    # continued to the planned 12: the same attempts as the reference bench's pool sampled in one go
+    run_bench(BenchDir(out), BenchDir(out).load_plan(), judge=HashJudge())
+    for rid in ("tiny-a/best-of-k/pool", "tiny-b/best-of-k/pool"):
+        assert _contents(out)[rid] == _contents(reference)[rid]
+
+
+def test_the_python_api_plans_runs_and_reports(setup: dict[str, Any], tmp_path: Path) -> None:
+    from sdpo_discover.bench import run
+
+    out = run(setup["files"][:1], out=tmp_path / "api", methods=["sdpo", "best-of-k"], seeds=[0], budget=4,
+              settings={"model": str(setup["tiny"]), "batch_size": 4, "sandbox": "local", "max_new_tokens": 8,
+                        "sdpo": {"lr": 0.05}})
+    res = json.loads((out / "results.json").read_text())
+    assert res["complete"] and res["methods"] == ["sdpo", "best-of-k"] and res["runs_finished"] == 2
+    plan = BenchDir(out).load_plan()
+    assert plan.runs[0].settings["sdpo"]["lr"] == 0.05 and plan.runs[0].settings["max_new_tokens"] == 8
+    assert run([], out=out, resume=True) == out  # resumed: every run finished, nothing redone

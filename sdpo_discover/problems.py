@@ -13,7 +13,7 @@ nothing here knows about models, sandboxes or feedback.
       "starter_code": null,                 # optional; functional problems usually have one
       "test_type": "stdin",                 # "stdin" or "functional"
       "function_name": null,                # required when test_type is "functional"
-      "time_limit_s": 2.0,                  # CPU time, per test     (default 2.0)
+      "time_limit_s": 2.0,                  # per test: own time     (default 2.0; docs/sandbox.md)
       "memory_limit_mb": 256,               # per test               (default 256)
       "tests": [
         {"input": "3\\n1 -2 3\\n", "output": "3\\n", "hidden": false}

@@ -136,8 +136,9 @@ def test_attempt_result_round_trips_through_json() -> None:
 
 
 def test_a_time_limit_names_the_limit_that_stopped_the_program() -> None:
-    v = verdict_for(STDIN, rec(timed_out=True, time_limit="cpu", exit_code=None, signal=9))
-    assert (v.verdict, v.detail) == (Verdict.TIME_LIMIT, "used more than the 1.5 s CPU time limit")
+    v = verdict_for(STDIN, rec(timed_out=True, time_limit="time", cpu_s=1.2, waited_s=0.31, exit_code=None, signal=9))
+    assert (v.verdict, v.detail) == (Verdict.TIME_LIMIT, "took more than the 1.5 s time limit (1.20 s computing, "
+                                                         "0.31 s waiting)")
     v = verdict_for(STDIN, rec(timed_out=True, time_limit="wall", cpu_s=0.01, exit_code=None, signal=9))
     assert v.verdict is Verdict.TIME_LIMIT
-    assert "after 4 s of wall-clock time, having used 0.01 s of CPU" in v.detail  # 2 * 1.5 s + 1 s
+    assert "after 25 s of wall-clock time, the hard limit, having used 0.01 s of CPU" in v.detail  # 10 * 1.5 s + 10 s

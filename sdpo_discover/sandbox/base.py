@@ -18,10 +18,11 @@ DONE_LINE = b'{"event": "done"}\n'  # the runner's last line (runner.py writes e
 
 
 def wall_limit_s(time_limit_s: float) -> float:
-    """A test's wall-clock limit, for a program that waits instead of computing (sleeps, blocks): the
-    time limit itself is CPU time (runner.py). Twice it and a second: a program that needs its whole
-    CPU limit still finishes on a CPU shared three ways."""
-    return 2.0 * time_limit_s + 1.0
+    """A test's hard wall-clock limit. The time limit itself counts the program's own time, not the
+    time it waited for a CPU (runner.py); this one stops a test that cannot get a CPU at all. Ten
+    times the limit and 10 s: a program that needs its whole time limit still finishes with a
+    twelfth of a CPU."""
+    return 10.0 * time_limit_s + 10.0
 
 
 def outer_timeout_s(request: RunRequest) -> float:
@@ -40,7 +41,7 @@ class RunRequest:
     test_type: str  # "stdin" | "functional"
     inputs: list[str]
     function_name: str | None = None
-    time_limit_s: float = 2.0  # CPU seconds per test; the wall-clock limit follows (wall_limit_s)
+    time_limit_s: float = 2.0  # the program's own time per test (runner.py); a hard wall-clock limit follows
     memory_limit_mb: int = 256
     output_limit_bytes: int = 4 << 20  # stdout + stderr per test
     max_processes: int = 64

@@ -12,9 +12,10 @@ What each container enforces (each has a test in tests/test_sandbox_hostile.py):
 - a non-root user (uid 1000), all capabilities dropped, no-new-privileges;
 - cgroup limits: pids (fork bombs), memory with no swap, one CPU;
 - a clean environment: nothing of the host's environment variables goes in;
-- the runner's per-test limits (runner.py): CPU time and a wall-clock limit, each with a
-  process-group kill, address space, output size; no process outlives its test, and the container
-  outlives no attempt.
+- the runner's per-test limits (runner.py): the time limit (the program's own time, not time spent
+  waiting for a CPU) and a hard wall-clock limit, each with a process-group kill, address space,
+  output size, and tests at nice 19 so that the runner comes first; no process outlives its test,
+  and the container outlives no attempt.
 - a container that this process fails to remove (kill -9 of the tool) removes itself after
   `max_lifetime_s` (auto-remove when its `sleep` ends), and the next executor reaps the stale ones.
 What it does not protect against: kernel exploits that escape a container (use gVisor or a VM for

@@ -85,12 +85,12 @@ def verdict_for(problem: Problem, rec: dict[str, Any]) -> TestVerdict:
         v.verdict, v.detail = Verdict.MEMORY_LIMIT, f"exceeded the {problem.memory_limit_mb} MiB memory limit"
     elif rec.get("timed_out") or sig == signal.SIGXCPU:
         v.verdict, tl = Verdict.TIME_LIMIT, problem.time_limit_s
+        cpu, waited = rec.get("cpu_s", 0.0), rec.get("waited_s", 0.0)
         if rec.get("time_limit") == "wall":
-            v.detail = (f"still running after {wall_limit_s(tl):g} s of wall-clock time, having used "
-                        f"{rec.get('cpu_s', 0.0):.2f} s of CPU: it waited instead of computing (the wall-clock "
-                        f"limit is twice the {tl:g} s time limit plus 1 s)")
+            v.detail = (f"still running after {wall_limit_s(tl):g} s of wall-clock time, the hard limit, having "
+                        f"used {cpu:.2f} s of CPU: the machine was too busy to run it")
         else:
-            v.detail = f"used more than the {tl:g} s CPU time limit"
+            v.detail = f"took more than the {tl:g} s time limit ({cpu:.2f} s computing, {waited:.2f} s waiting)"
     elif sig == signal.SIGKILL and rec.get("max_rss_kb", 0) >= 0.9 * problem.memory_limit_mb * 1024:
         # Not killed by the runner (that would be a timeout) and near the limit: the kernel's OOM killer.
         v.verdict, v.detail = Verdict.MEMORY_LIMIT, "killed by the kernel (out of memory)"

@@ -2,8 +2,8 @@
 Docker daemon is available.
 
 What it enforces (each claim has a test in tests/test_sandbox_hostile.py):
-- per test (runner.py): CPU-time and wall-clock limits with the whole process group killed, address
-  space, file size, no core dumps; stray processes (setsid, double fork) are killed after every test;
+- per test (runner.py): the time limit and a hard wall-clock limit with the whole process group
+  killed, address space, file size, no core dumps; stray processes (setsid, double fork) are killed after every test;
 - a fresh temporary directory per attempt, removed afterwards; a scrubbed environment (the program
   never sees this process's variables);
 - when running as root: each concurrent attempt runs as its own unprivileged uid (61000 + slot, no

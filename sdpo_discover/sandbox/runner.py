@@ -19,13 +19,15 @@ On a VM a test's cost is mostly page faults (each first write to a page shared w
 copies it, ~5 us here), so the per-test path runs as little Python as it can.
 
 What it enforces per test (each has a test in tests/test_sandbox_hostile.py):
-- the time limit, `time_limit_s`, is CPU time: user + system seconds of every process of the test
-  together (threads, children, escaped ones), counted from the fork, so the runner's own start-up
-  never counts and the program's compile and imports do. It does not grow when the machine is busy
-  (wall-clock time would: a verdict must not depend on what else runs). A program that waits instead
-  of computing (sleeps, blocks) is stopped by the wall-clock limit, `wall_limit_s` (base.wall_limit_s:
-  twice the time limit plus 1 s). Either way the whole process group is killed with SIGKILL (an
-  alarm signal alone does not stop work done in C, e.g. `10**10**8`);
+- the time limit, `time_limit_s`, counts the program's own time: the CPU time (user + system) of
+  every process of the test together (threads, children, escaped ones), plus the time during which
+  none of them was runnable (sleeping, blocked). Time spent ready to run while other programs held
+  the CPUs does not count: on an idle machine this is about the wall-clock time, and a busy machine
+  does not change it (a verdict must not depend on what else runs). It starts at the fork, so the
+  runner's own start-up never counts; the program's compile and imports do. A hard wall-clock limit,
+  `wall_limit_s` (base.wall_limit_s: ten times the time limit plus 10 s), stops a test that cannot
+  get a CPU at all. Either way the whole process group is killed with SIGKILL (an alarm signal alone
+  does not stop work done in C, e.g. `10**10**8`);
 - processes that escape the group (setsid, double fork) are reparented to the runner, which is a
   child subreaper, and killed after each test: nothing outlives its test;
 - per process: CPU seconds (RLIMIT_CPU, a backstop at the next whole second above the limit), address space
@@ -82,8 +84,8 @@ PRELUDE = ("from typing import *\nfrom collections import *\nfrom heapq import *
            "collections, heapq, bisect, itertools, functools, string, random, json")
 ENOSPC_ERRNOS = {28, 122}  # ENOSPC, EDQUOT: the attempt filled its own work directory
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-NCPU = max(1, len(os.sched_getaffinity(0)))  # the test's processes use CPU time at most this fast
-CPU_CHECK_MIN_S = 0.01  # the CPU limit is exceeded by at most about this much (plus a clock tick)
+NCPU = max(1, len(os.sched_getaffinity(0)))  # a test's processes use CPU time at most this fast
+CHECK_MIN_S = 0.01  # the time limit is exceeded by at most about this much (plus a clock tick)
 # The program's globals, PRELUDE already run, built once in the runner: every forked test starts from
 # its own copy. On a VM a first write to a shared page costs ~5 us; running PRELUDE per test cost ~200.
 NAMESPACE: dict = {"__name__": "__main__", "__builtins__": builtins, "__file__": "solution.py"}
@@ -319,19 +321,20 @@ def _descendants(me: int) -> list[int]:
     return out
 
 
-def tree_cpu_s(me: int) -> float:
-    """CPU seconds (user + system, every thread, and their reaped children) used so far by every
-    process below the runner: what a test's CPU time limit counts."""
-    ticks = 0
+def tree_usage(me: int) -> tuple[float, bool]:
+    """(CPU seconds used so far, any of them runnable now) over every process below the runner: user +
+    system time of every thread, and of the children each reaped. What a test's time limit counts."""
+    ticks, runnable = 0, False
     for pid in _descendants(me):
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 stat = f.read()
             fields = stat[stat.rindex(b")") + 2:].split()
             ticks += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+            runnable = runnable or fields[0] == b"R"  # running, or ready and waiting for a CPU
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile: reaped by its parent (counted in its cutime) or by us
-    return ticks / CLK_TCK
+    return ticks / CLK_TCK, runnable
 
 
 def _reap() -> None:
@@ -428,10 +431,14 @@ def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, w
         poller.register(pidfd, select.POLLIN)
     except (AttributeError, OSError):
         pidfd = None
-    # Two limits: `tl` seconds of CPU time, all the test's processes together, and `wall` seconds of
-    # wall-clock time. The CPU time is read only when it could have reached the limit (the processes
-    # use at most NCPU seconds of it per second): a test that ends sooner costs no check at all.
-    me, deadline, cpu_check, cpu = os.getpid(), start + wall, start + tl / NCPU, 0.0
+    # The time limit counts the program's own time: the CPU time of all its processes, plus the time
+    # during which none of them was runnable (sleeping, blocked). Time spent ready to run while other
+    # programs held the CPUs does not count, so a busy machine does not change a verdict. It is read
+    # only when it could have reached the limit (it grows by at most NCPU seconds per second): a test
+    # that ends sooner costs no check at all. `wall`, far above it, stops a test that never gets a CPU.
+    me, deadline, check = os.getpid(), start + wall, start + tl / NCPU
+    cpu = waited = 0.0
+    seen_at, seen_cpu = start, 0.0
     open_fds, status, ru, exited_at = 3, None, None, None
     total, timed_out, exceeded = 0, None, False
     while True:
@@ -447,13 +454,16 @@ def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, w
         if status is None and now >= deadline:
             timed_out = "wall"
             break
-        if status is None and now >= cpu_check:
-            cpu = tree_cpu_s(me)
-            if cpu >= tl:
-                timed_out = "cpu"
+        if status is None and now >= check:
+            cpu, runnable = tree_usage(me)
+            if not runnable:  # all waiting now: call the interval's time not spent computing waiting
+                waited += max(0.0, (now - seen_at) - (cpu - seen_cpu))
+            seen_at, seen_cpu = now, cpu
+            if cpu + waited >= tl:
+                timed_out = "time"
                 break
-            cpu_check = now + max(CPU_CHECK_MIN_S, (tl - cpu) / NCPU)
-        wait = min(deadline, cpu_check) - now if status is None else 0.05 - (now - exited_at)
+            check = now + max(CHECK_MIN_S, (tl - cpu - waited) / NCPU)
+        wait = min(deadline, check) - now if status is None else 0.05 - (now - exited_at)
         if pidfd is None and status is None:
             wait = min(wait, 0.005)
         for fd, _ in poller.poll(max(0.0, wait) * 1000):
@@ -488,10 +498,10 @@ def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, w
         _, status, ru = os.wait4(pid, 0)
     elapsed = time.monotonic() - start
     cpu = max(cpu, ru.ru_utime + ru.ru_stime)  # the child and the children it reaped: exact
-    if cpu >= tl and not exceeded:
+    if cpu + waited >= tl and not exceeded:
         # Over the limit, though no check saw it in time (a busy machine can delay the runner): the
-        # verdict follows the CPU time used, not when the runner looked.
-        timed_out = "cpu"
+        # verdict follows the time used, not when the runner looked.
+        timed_out = "time"
     for fd in (out_r, err_r, res_r) + ((pidfd,) if pidfd is not None else ()):
         os.close(fd)
     result = error = None
@@ -508,7 +518,8 @@ def _fork_and_watch(req: dict, index: int, tdir: str, in_path: str, tl: float, w
         "exit_code": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "timed_out": timed_out is not None, "time_limit": timed_out, "output_exceeded": exceeded,
-        "elapsed_s": round(elapsed, 4), "cpu_s": round(cpu, 4), "max_rss_kb": ru.ru_maxrss,
+        "elapsed_s": round(elapsed, 4), "cpu_s": round(cpu, 4), "waited_s": round(waited, 4),
+        "max_rss_kb": ru.ru_maxrss,
         "stdout": bufs["stdout"].decode("utf-8", "replace"), "stderr": bufs["stderr"].decode("utf-8", "replace"),
         "result": result, "error": error,
     }

@@ -287,7 +287,8 @@ class RunWorker:
         first = runs[0].config
         t0 = time.monotonic()
         self.loaded = (LoadedModel.in_process(first.model, self._model, self._tok) if self._model is not None
-                       else load_model_for(first, self.progress))
+                       else load_model_for(first, self.progress,  # weights when anything trains or hf samples
+                                           weights=first.sampler != "vllm" or any(r.method == "sdpo" for r in runs)))
         self.load_s = time.monotonic() - t0
         _preflight(self.bench, runs, self.loaded)
         if self.judge is None:
@@ -298,10 +299,11 @@ class RunWorker:
             self.judge = SandboxJudge(make_executor(first.sandbox, pool_size=pool,  # type: ignore[arg-type]
                                                     warn=self.warn))
         if first.sampler == "vllm":
+            from .discover import vllm_context
             from .samplers import VLLMSampler
 
             self.progress("starting the vLLM engine")
-            self.sampler = VLLMSampler(self.loaded.path, max_model_len=first.vllm_max_model_len,
+            self.sampler = VLLMSampler(self.loaded.path, max_model_len=vllm_context(first, self.loaded.model),
                                        max_lora_rank=max([8] + [r.config.sdpo.lora_r for r in runs]),
                                        gpu_memory_utilization=first.vllm_gpu_memory_utilization,
                                        kv_cache_gib=first.vllm_kv_cache_gib, device=first.device, dtype=first.dtype,

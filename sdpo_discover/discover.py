@@ -104,17 +104,27 @@ class LoadedModel:
         return cls(model, tokenizer, {"spec": spec, "kind": "in-process", "path": spec, "fingerprint": fp}, spec)
 
 
-def load_model_for(cfg: SolveConfig, progress: Callable[[str], None] = lambda m: None) -> LoadedModel:
-    """Resolve and load `cfg.model` on `cfg.device` in `cfg.dtype` (the model every run of these settings uses)."""
+def load_model_for(cfg: SolveConfig, progress: Callable[[str], None] = lambda m: None,
+                   weights: bool | None = None) -> LoadedModel:
+    """Resolve and load `cfg.model` on `cfg.device` in `cfg.dtype` (the model every run of these settings uses).
+    weights None: loaded unless vLLM samples and nothing trains (cfg.method is not sdpo)."""
     from .models import load_model, resolve_model
 
+    if weights is None:
+        weights = cfg.sampler != "vllm" or cfg.method == "sdpo"
     progress(f"resolving model {cfg.model}")
     resolved = resolve_model(cfg.model, progress=progress)
-    progress(f"loading {resolved.path}")
-    model, tok = load_model(resolved, device=cfg.device, dtype=cfg.dtype)
+    progress(f"loading {resolved.path}" + ("" if weights else " (tokenizer and config: vLLM samples it)"))
+    model, tok = load_model(resolved, device=cfg.device, dtype=cfg.dtype, weights=weights)
     info = {"spec": cfg.model, "kind": resolved.kind, "path": resolved.path, "fingerprint": resolved.fingerprint,
             "gguf_sha256": resolved.gguf_sha256}
     return LoadedModel(model, tok, info, resolved.path, resolved.preset)
+
+
+def vllm_context(cfg: SolveConfig, model: Any) -> int:
+    """The vLLM engine's context: vllm_max_model_len, but never past the model's own (vLLM refuses that)."""
+    own = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return min(cfg.vllm_max_model_len, int(own)) if own else cfg.vllm_max_model_len
 
 
 def check_fits(cfg: SolveConfig, problem: Problem, prompts: Any, model: Any) -> int | None:
@@ -207,7 +217,7 @@ class Solver:
 
             self.progress("starting the vLLM engine")
             self.sampler = VLLMSampler(
-                self.model_path, max_model_len=cfg.vllm_max_model_len, max_lora_rank=max(8, cfg.sdpo.lora_r),
+                self.model_path, max_model_len=vllm_context(cfg, model), max_lora_rank=max(8, cfg.sdpo.lora_r),
                 gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, kv_cache_gib=cfg.vllm_kv_cache_gib,
                 device=cfg.device, dtype=cfg.dtype, seed=cfg.seed)
 

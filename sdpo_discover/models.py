@@ -527,11 +527,27 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return "bfloat16" if device.startswith("cuda") or cpu_has_bf16() else "float32"
 
 
-def load_model(resolved: ResolvedModel, device: str = "auto",
-               dtype: str = "auto") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+class ConfigOnly:
+    """What the loop reads of a model when another process samples it (vLLM) and nothing trains it (best-of-k,
+    multi-turn): its config (context length) and generation config (eos ids); no weights in this process."""
+
+    def __init__(self, path: str) -> None:
+        from transformers import AutoConfig, GenerationConfig
+
+        self.config = AutoConfig.from_pretrained(path)
+        try:
+            self.generation_config = GenerationConfig.from_pretrained(path)
+        except OSError:  # a folder without generation_config.json
+            self.generation_config = GenerationConfig.from_model_config(self.config)
+
+
+def load_model(resolved: ResolvedModel, device: str = "auto", dtype: str = "auto",
+               weights: bool = True) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load the model (eval mode) and its tokenizer (left padding, pad token set) for batched generation.
 
     dtype 'auto': see resolve_dtype (bfloat16 where the hardware computes in it natively, else float32).
+    weights False: a ConfigOnly stand-in instead of the model (a vLLM-sampled run that trains nothing: the
+    weights would cost seconds and gigabytes for nothing).
     """
     if dtype not in _DTYPES:
         raise ModelError(f"--dtype {dtype}: must be one of {', '.join(_DTYPES)}")
@@ -542,6 +558,11 @@ def load_model(resolved: ResolvedModel, device: str = "auto",
     torch_dtype = getattr(torch, resolve_dtype(dtype, dev))
     try:
         tok = AutoTokenizer.from_pretrained(resolved.path)
+        if not weights:
+            tok.padding_side = "left"
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            return ConfigOnly(resolved.path), tok  # type: ignore[return-value]
         model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch_dtype)
     except Exception as e:  # noqa: BLE001 - missing files, corrupt weights, unknown architectures: one message
         if resolved.kind == "hub" and isinstance(e, OSError):

@@ -39,7 +39,7 @@ class HashJudge:
     name = "synthetic"
 
     def grade(self, problem: Problem, response: str, truncated: bool) -> AttemptResult:
-        ok = int(hashlib.sha256(response.encode()).hexdigest(), 16) % RATES[problem.id] == 0
+        ok = int(hashlib.sha256(response.encode()).hexdigest(), 16) % RATES.get(problem.id, 5) == 0
         v = TestVerdict(index=0, verdict=Verdict.PASSED if ok else Verdict.WRONG_ANSWER, stdout=response[:30])
         return AttemptResult(AttemptStatus.PASSED if ok else AttemptStatus.FAILED, tests=[v], code=response)
 
@@ -279,3 +279,48 @@ def test_the_python_api_plans_runs_and_reports(setup: dict[str, Any], tmp_path: 
     plan = BenchDir(out).load_plan()
     assert plan.runs[0].settings["sdpo"]["lr"] == 0.05 and plan.runs[0].settings["max_new_tokens"] == 8
     assert run([], out=out, resume=True) == out  # resumed: every run finished, nothing redone
+
+
+@pytest.mark.vllm
+def test_one_vllm_engine_serves_every_run_and_baselines_load_no_weights(tmp_path: Path) -> None:
+    """With --sampler vllm one engine serves the bench: each SDPO run's adapter versions are its own LoRA
+    requests (named by run directory), and a bench of baselines only loads no weights into this process."""
+    from conftest import require
+    from sdpo_discover.bench import RunWorker
+    from sdpo_discover.models import ConfigOnly
+    from sdpo_discover.samplers import vllm_available
+
+    require("vllm", *vllm_available(), "bash scripts/setup-vllm builds the vLLM virtual environment.")
+    model = save_tiny_model(tmp_path / "model", hidden_size=128)  # vLLM's CPU attention: head size 32
+    p = Problem(id="v-a", title="v", statement="Print A+B.", test_type="stdin", tests=(TestCase("1 2\n", "3\n"),))
+    (tmp_path / "v-a.json").write_text(json.dumps(p.to_json()))
+    flags = {"model": str(model), "batch_size": 4, "sandbox": "local", "sampler": "vllm", "device": "cpu"}
+    sets = ["max_new_tokens=8", "sdpo.lr=0.05", "vllm_kv_cache_gib=1"]
+    out = tmp_path / "bench"
+    plan = prepare(out, [tmp_path / "v-a.json"], methods=["sdpo", "best-of-k"], seeds=[0, 1], budget=8, pool=8,
+                   flags=flags, config_file=None, assignments=sets, resume=False, command=[])
+    served: list[Any] = []
+    engines: set[int] = set()
+    worker = RunWorker(out, judge=HashJudge())
+    try:
+        for run in plan.runs:
+            def on_event(kind: str, payload: dict[str, Any]) -> None:
+                if kind == "sampled":
+                    served.append(worker.sampler.lora_request())
+                    engines.add(id(worker.sampler))
+            worker.execute(run, on_event)
+    finally:
+        worker.close()
+    assert len(engines) == 1
+    names = [s["name"] for s in served if s]
+    assert len(names) == len(set(names)) and {n.rsplit("-v", 1)[0] for n in names} == {
+        str(BenchDir(out).run_dir(r).resolve()) for r in plan.runs if r.method == "sdpo"}
+    assert all(RunDir(BenchDir(out).run_dir(r)).load_summary() for r in plan.runs)
+    baselines = prepare(tmp_path / "b2", [tmp_path / "v-a.json"], methods=["best-of-k"], seeds=[0], budget=4, pool=4,
+                        flags=flags, config_file=None, assignments=sets[:1], resume=False, command=[])
+    w2 = RunWorker(tmp_path / "b2", judge=HashJudge())
+    try:
+        w2.setup(baselines.runs)
+        assert isinstance(w2.loaded.model, ConfigOnly)
+    finally:
+        w2.close()

@@ -1,5 +1,6 @@
 """The shipped problems: every reference solution passes every test and every wrong solution fails
-at least one, on both executors (and the LiveCodeBench records' references pass)."""
+at least one, on both executors (and the LiveCodeBench records' references pass, and so do those of the
+cpu-hard suite, problems/cpu-hard/)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_discover.problems import load_livecodebench, load_problem
+from sdpo_discover.problems import load_livecodebench, load_problem, load_problems
 from sdpo_discover.sandbox import Executor, Verdict, grade_code
 
 ROOT = Path(__file__).resolve().parents[1] / "problems"
 IDS = sorted(p.stem for p in ROOT.glob("*.json"))
+CPU_HARD = ROOT / "cpu-hard"
+CPU_HARD_IDS = sorted(p.stem for p in CPU_HARD.glob("*.json"))
 
 
 def test_collection_shape() -> None:
@@ -42,3 +45,21 @@ def test_livecodebench_references_pass(local_executor: Executor) -> None:
         qid = p.metadata["livecodebench"]["question_id"]
         result = grade_code(p, (lcb / "reference" / f"{qid}.py").read_text(), local_executor)
         assert result.passed, (p.id, json.dumps(result.to_json())[:800])
+
+
+def test_cpu_hard_suite_shape() -> None:
+    problems = load_problems(CPU_HARD)  # the folder, as bench/discovery_cpu.sh loads it
+    assert sorted(p.id for p in problems) == CPU_HARD_IDS and len(CPU_HARD_IDS) == 12
+    assert not set(CPU_HARD_IDS) & set(IDS)
+    for p in problems:
+        assert (p.test_type, p.difficulty, p.time_limit_s, p.memory_limit_mb) == ("stdin", "easy", 2.0, 256), p.id
+        assert p.metadata["suite"] == "cpu-hard" and p.metadata["twist"].strip(), p.id
+        assert 7 <= len(p.tests) <= 8 and sum(t.hidden for t in p.tests) == 2, p.id
+        assert (CPU_HARD / "reference" / f"{p.id}.py").is_file(), p.id
+
+
+@pytest.mark.parametrize("pid", CPU_HARD_IDS)
+def test_cpu_hard_reference_passes(pid: str, local_executor: Executor) -> None:
+    p = load_problem(CPU_HARD / f"{pid}.json")
+    good = grade_code(p, (CPU_HARD / "reference" / f"{pid}.py").read_text(), local_executor)
+    assert good.passed, [(t.index, t.verdict.value, t.detail, t.stderr[-300:]) for t in good.tests]

@@ -301,7 +301,7 @@ def _live(mode: str, learner: Any, rollouts: list[Any]) -> dict[str, Any]:
 
 
 def _generate(mode: str, model: Any, tok: Any, resolved: Any, spec: dict[str, Any]) -> dict[str, Any]:
-    from sdpo_discover.prompts import SYSTEM_MESSAGE, chat_prompt_ids, question_prompt, teacher_message
+    from sdpo_discover.prompts import SYSTEM_MESSAGE, chat_prompt_ids, question_prompt
     from sdpo_discover.problems import load_problem
     from sdpo_discover.samplers import HFSampler, SamplingParams, VLLMSampler
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import METHODS, ConfigError, SolveConfig, load_toml, merge_settings, parse_assignment
-from .problems import Problem, ProblemError, load_problem, load_problems
+from .problems import Problem, ProblemError, load_problem, load_problems, problem_files
 from .store import RunDir, write_atomic
 
 PLAN_FORMAT = 1
@@ -113,24 +113,14 @@ def gather_problems(paths: Sequence[Path]) -> list[tuple[Problem, str, bytes]]:
     folders (their *.json and *.jsonl files, not recursive): (problem, source, its canonical JSON). Every
     unreadable or invalid file is named (all of them, not the first only); a problem id seen twice is an error."""
     problems: list[tuple[Problem, str, bytes]] = []
-    errors: list[str] = []
-    for path in paths:
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl") and p.is_file())
-            if not files:
-                errors.append(f"{path}: a folder with no .json or .jsonl problem files")
-        elif path.is_file():
-            files = [path]
-        else:
-            errors.append(f"{path}: no such file or folder")
+    files, errors = problem_files(paths)
+    for f in files:
+        try:
+            found = load_problems(f) if f.suffix == ".jsonl" else [load_problem(f)]
+        except (ProblemError, OSError, ValueError) as e:
+            errors.append(str(e) if str(f) in str(e) else f"{f}: {e}")
             continue
-        for f in files:
-            try:
-                found = load_problems(f) if f.suffix == ".jsonl" else [load_problem(f)]
-            except (ProblemError, OSError, ValueError) as e:
-                errors.append(str(e) if str(f) in str(e) else f"{f}: {e}")
-                continue
-            problems += [(p, str(f), json.dumps(p.to_json(), sort_keys=True).encode()) for p in found]
+        problems += [(p, str(f), json.dumps(p.to_json(), sort_keys=True).encode()) for p in found]
     if errors:
         raise BenchError("cannot read every problem; nothing was started:\n  " + "\n  ".join(errors))
     if not problems:

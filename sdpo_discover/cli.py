@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -455,7 +457,7 @@ def solve(
 
     Example:  sdpo-discover solve problems/sum-two.json --method multi-turn --set multi_turn.chains=1
     """
-    from .discover import RunDirError, SandboxFailed, Solver
+    from .discover import Solver
     from .report import LiveView, write_plot
     from .store import RunDir, default_run_dir
 
@@ -489,20 +491,12 @@ def solve(
     view = LiveView("json" if as_json else "quiet" if quiet else "rich", console=out, err=err)
     _install_signal_handlers()
     _quiet_transformers()
-    try:
+    with _saved_on_failure("run", f"sdpo-discover solve --resume --out {out_dir}"):
         solver = Solver(cfg, out_dir, problem=prob, resume=resume, on_event=view,  # type: ignore[arg-type]
                         progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not (quiet or as_json) else None)
         if not _state["debug"]:
             _library_noise_to(solver.rd.log)
         summary = solver.run()
-    except (config.ConfigError, RunDirError) as e:
-        fail(str(e))
-    except SandboxFailed as e:
-        fail(f"{e}\nThe run is saved: fix the sandbox (`sdpo-discover sandbox doctor`), then continue with "
-             f"`sdpo-discover solve --resume --out {out_dir}`.", EXIT_SANDBOX)
-    except _solve_errors() as e:
-        fail(f"{e}\nThe run is saved; continue it with `sdpo-discover solve --resume --out {out_dir}`.",
-             EXIT_SANDBOX if type(e).__name__ == "SandboxError" else EXIT_BAD_INPUT)
     write_plot(Path(summary.run_dir), RunDir(Path(summary.run_dir)).load_attempts(), summary.budget,
                f"{summary.problem} ({summary.method}): "
                f"{'solved at attempt ' + str(summary.first_success_index) if summary.solved else 'not solved'}")
@@ -603,7 +597,6 @@ def bench(
 
     from .bench import BenchDir, BenchError, dispatch, import_pools, parse_methods, parse_seeds, prepare
     from .workers import RayUnavailable
-    from .discover import RunDirError, SandboxFailed
     from .report import BenchView
 
     if resume and out_dir is None:
@@ -648,19 +641,12 @@ def bench(
     if not _state["debug"]:
         _library_noise_to(BenchDir(out_dir).log)
     try:
-        stopped = dispatch(BenchDir(out_dir), plan, workers=workers, ray_address=ray_address,
-                           ray_resources=ray_resources, on_event=view,
-                           progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not quiet else None)
+        with _saved_on_failure("bench", f"sdpo-discover bench --resume --out {out_dir}"):
+            stopped = dispatch(BenchDir(out_dir), plan, workers=workers, ray_address=ray_address,
+                               ray_resources=ray_resources, on_event=view,
+                               progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not quiet else None)
     except RayUnavailable as e:
         fail(str(e), EXIT_SANDBOX)
-    except (config.ConfigError, RunDirError, BenchError) as e:
-        fail(str(e))
-    except SandboxFailed as e:
-        fail(f"{e}\nThe bench is saved: fix the sandbox (`sdpo-discover sandbox doctor`), then continue with "
-             f"`sdpo-discover bench --resume --out {out_dir}`.", EXIT_SANDBOX)
-    except _solve_errors() as e:
-        fail(f"{e}\nThe bench is saved; continue it with `sdpo-discover bench --resume --out {out_dir}`.",
-             EXIT_SANDBOX if type(e).__name__ == "SandboxError" else EXIT_BAD_INPUT)
     _show_results(out_dir, log_k)
     if stopped == "interrupted":
         err.print(f"Interrupted: continue with `sdpo-discover bench --resume --out {out_dir}`.", highlight=False)
@@ -709,6 +695,25 @@ def report(
         _show_results(bench_dir, log_k)
     except BenchError as e:
         fail(str(e))
+
+
+@contextmanager
+def _saved_on_failure(what: str, resume: str) -> Iterator[None]:
+    """The errors of a long job (a solve, a bench, a screen) as messages and exit codes: bad settings exit 2;
+    a sandbox, a model or a sampler that failed say the job is saved and how to continue it (`resume`)."""
+    from .bench import BenchError
+    from .discover import RunDirError, SandboxFailed
+
+    try:
+        yield
+    except (config.ConfigError, RunDirError, BenchError) as e:
+        fail(str(e))
+    except SandboxFailed as e:
+        fail(f"{e}\nThe {what} is saved: fix the sandbox (`sdpo-discover sandbox doctor`), then continue with "
+             f"`{resume}`.", EXIT_SANDBOX)
+    except _solve_errors() as e:
+        fail(f"{e}\nThe {what} is saved; continue it with `{resume}`.",
+             EXIT_SANDBOX if type(e).__name__ == "SandboxError" else EXIT_BAD_INPUT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -994,7 +999,6 @@ def lcb_screen(
 
     from . import lcb
     from .bench import BenchDir, run_bench
-    from .discover import RunDirError, SandboxFailed
     from .report import BenchView
 
     if resume and out_dir is None:
@@ -1024,17 +1028,9 @@ def lcb_screen(
     if not _state["debug"]:
         _library_noise_to(BenchDir(out_dir).log)
     resume_hint = f"sdpo-discover lcb screen --resume --out {out_dir}"
-    try:
+    with _saved_on_failure("screen", resume_hint):
         stopped = run_bench(BenchDir(out_dir), plan, on_event=view,
                             progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not quiet else None)
-    except (config.ConfigError, RunDirError) as e:
-        fail(str(e))
-    except SandboxFailed as e:
-        fail(f"{e}\nThe screen is saved: fix the sandbox (`sdpo-discover sandbox doctor`), then continue with "
-             f"`{resume_hint}`.", EXIT_SANDBOX)
-    except _solve_errors() as e:
-        fail(f"{e}\nThe screen is saved; continue it with `{resume_hint}`.",
-             EXIT_SANDBOX if type(e).__name__ == "SandboxError" else EXIT_BAD_INPUT)
     res = lcb.write_screen(out_dir)
     k = res["k"]
     table = Table(title=f"base pass@{k} (hard < {lcb.HARD}, very hard < {lcb.VERY_HARD})",

@@ -39,7 +39,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .problems import Problem, ProblemError, problem_from_livecodebench
+from .problems import Problem, ProblemError, problem_files, problem_from_livecodebench
 
 ERRATA_FILE = Path(__file__).parent / "data" / "livecodebench_errata.json"
 HUB_DATASET = "livecodebench/code_generation_lite"
@@ -587,35 +587,25 @@ def read_questions(paths: Sequence[Path]) -> list[Item]:
     files), each checked whole. Anything else (a problem.json) is refused: screen writes its subset in select's
     formats, which hold LiveCodeBench records only."""
     items: list[Item] = []
-    errors: list[str] = []
-    for path in paths:
-        if path.is_dir():
-            files = [p for p in _files_in(path, "*.json*") if p.suffix in (".json", ".jsonl")]
-            if not files:
-                errors.append(f"{path}: a folder with no .json or .jsonl question files")
-        elif path.is_file():
-            files = [path]
-        else:
-            errors.append(f"{path}: no such file or folder")
-            continue
-        for f in files:
-            try:
-                for it in read_items(Source(f, "jsonl" if f.suffix == ".jsonl" else "json")):
-                    if it.rec is not None and "question_content" not in it.rec:
-                        it.error = ("not a LiveCodeBench record (a problem.json?): `lcb screen` takes LiveCodeBench "
-                                    "records, as `lcb select` writes them; screen other problems with "
-                                    "`sdpo-discover bench --methods best-of-k`")
-                    if it.error is None:
-                        try:
-                            it.problem = problem_from_livecodebench(it.rec, it.where)
-                        except ProblemError as e:
-                            it.error = str(e)
-                    if it.error is not None:
-                        errors.append(f"{it.where}: {it.error}" if it.where not in it.error else it.error)
-                    else:
-                        items.append(it)
-            except LcbError as e:
-                errors.append(str(e))
+    files, errors = problem_files(paths)
+    for f in files:
+        try:
+            for it in read_items(Source(f, "jsonl" if f.suffix == ".jsonl" else "json")):
+                if it.rec is not None and "question_content" not in it.rec:
+                    it.error = ("not a LiveCodeBench record (a problem.json?): `lcb screen` takes LiveCodeBench "
+                                "records, as `lcb select` writes them; screen other problems with "
+                                "`sdpo-discover bench --methods best-of-k`")
+                if it.error is None:
+                    try:
+                        it.problem = problem_from_livecodebench(it.rec, it.where)
+                    except ProblemError as e:
+                        it.error = str(e)
+                if it.error is not None:
+                    errors.append(f"{it.where}: {it.error}" if it.where not in it.error else it.error)
+                else:
+                    items.append(it)
+        except LcbError as e:
+            errors.append(str(e))
     if errors:
         raise LcbError("cannot read every question; nothing was started:\n  " + "\n  ".join(errors))
     if not items:

@@ -35,6 +35,7 @@ import pickle
 import re
 import zlib
 from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal
@@ -358,6 +359,25 @@ def load_livecodebench(path: str | Path, hide_private: bool = False) -> list[Pro
 
 def is_livecodebench_record(d: Any) -> bool:
     return isinstance(d, dict) and "question_content" in d and "public_test_cases" in d
+
+
+def problem_files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """The files named by `paths`: files as given, folders as their *.json and *.jsonl files (sorted, not
+    recursive, hidden files left out). Returns (files, errors): one error per missing path or empty folder."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl") and p.is_file()
+                           and not p.name.startswith("."))
+            if not found:
+                errors.append(f"{path}: a folder with no .json or .jsonl files")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return files, errors
 
 
 def load_problems(path: str | Path, hide_private: bool = False) -> list[Problem]:

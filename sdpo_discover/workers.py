@@ -22,7 +22,6 @@ import multiprocessing
 import queue as queue_mod
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from .bench import BenchDir, BenchError, Plan, PlannedRun, record_timing

@@ -444,7 +444,6 @@ def record_popen(monkeypatch: pytest.MonkeyPatch) -> list:
 @pytest.fixture
 def fake_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """VLLMSampler(model, venv=...) that runs FAKE_WORKER in mode `set_mode(...)`; yields (make, started)."""
-    import subprocess
 
     import sdpo_discover.samplers as samplers
 
@@ -740,9 +739,7 @@ def test_vllm_start_timeout_kills_the_worker_group(
     tiny: Tiny, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A worker that does not answer in time is killed with its whole process group."""
-    import subprocess
 
-    import sdpo_discover.samplers as samplers
 
     require_vllm()
     started = record_popen(monkeypatch)

@@ -470,11 +470,18 @@ def test_cannot_write_outside_the_work_dir(executor: Executor, host_dir: Path) -
 SCRATCH_DIRS = ["/tmp", "/var/tmp", "/dev/shm"]
 
 
+def _searchable_by_all(d: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in [d, *d.parents])
+
+
 @pytest.fixture
 def world_writable_dir() -> Iterator[Path]:
-    """A directory on the host that anyone may write to, outside the scratch directories: only a
-    read-only view of the host's filesystem keeps an attempt out of it."""
-    d = Path(tempfile.mkdtemp(prefix=".sdpo-world-writable-", dir=ROOT))
+    """A directory on the host that anyone may write to, outside the scratch directories (in this
+    checkout, unless it lies in one of them): only a read-only view of the host's filesystem keeps an
+    attempt out of it."""
+    where = next(c for c in (ROOT, Path("/var/lib"), Path("/opt"), Path("/"))
+                 if c.is_dir() and _searchable_by_all(c) and not any(c.is_relative_to(d) for d in SCRATCH_DIRS))
+    d = Path(tempfile.mkdtemp(prefix=".sdpo-world-writable-", dir=where))
     d.chmod(0o777)
     yield d
     shutil.rmtree(d, ignore_errors=True)

@@ -59,15 +59,25 @@ def _runs_as(python: str, uid: int) -> bool:
         return False
 
 
-def _refused(python: str, runner: str, **isolation: bool) -> str | None:
-    """Start the runner with no tests and this isolation: None if it came up, else why not."""
+PROBE_CODE = "import fractions, decimal, statistics"  # modules a test imports lazily, as its uid
+
+
+def _refused(python: str, runner: str, uid: int, **isolation: bool) -> str | None:
+    """Run one test as `uid` with this isolation: None if it ran and imported what tests import, else why not."""
     base = tempfile.mkdtemp(prefix="sdpo-local-probe-")
     try:
-        payload = RunRequest(code="", test_type="stdin", inputs=[]).to_runner_json(workdir=base, **isolation)
+        os.chmod(base, 0o755)
+        payload = RunRequest(code=PROBE_CODE, test_type="stdin", inputs=[""]).to_runner_json(
+            workdir=base, drop_uid=uid, **isolation)
         proc = subprocess.run([python, "-I", "-S", "-c", runner], input=payload, capture_output=True, timeout=60,
                               cwd=base, env=RUNNER_ENV)
         out = parse_runner_output(proc.stdout, proc.stderr)
-        return None if out.complete else (out.runner_stderr.strip() or f"the runner exited with {proc.returncode}")
+        if not out.complete:
+            return out.runner_stderr.strip() or f"the runner exited with {proc.returncode}"
+        rec = out.records[0] if out.records else {}
+        if rec.get("exit_code") != 0:
+            return f"a test could not import the standard library: {rec.get('stderr', '')[-300:].strip()}"
+        return None
     except (OSError, subprocess.SubprocessError) as e:
         return str(e)
     finally:
@@ -102,12 +112,13 @@ class LocalExecutor(Executor):
 
     def _probe(self) -> None:
         """Ask the kernel, once, for the namespaces this executor means to use (one runner start when it
-        grants both); keep the ones granted and remember why the others were refused."""
+        grants both), and check that a test still imports the standard library inside them (it would not
+        if this interpreter lived under /tmp); keep the ones that work and remember why the others did not."""
         wanted = {"unshare_net": self.isolate_network, "private_fs": self.private_fs}
-        if not any(wanted.values()) or _refused(self.python, self._runner, **wanted) is None:
+        if not any(wanted.values()) or _refused(self.python, self._runner, self.uids[0], **wanted) is None:
             return
         for flag in [k for k, v in wanted.items() if v]:
-            why = _refused(self.python, self._runner, **{flag: True})
+            why = _refused(self.python, self._runner, self.uids[0], **{flag: True})
             if why is not None:
                 self.refused[flag] = why
         self.isolate_network = self.isolate_network and "unshare_net" not in self.refused

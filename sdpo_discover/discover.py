@@ -320,6 +320,8 @@ class Solver:
                 stats, upd_s = None, 0.0
                 if not ends_run:
                     t0 = time.monotonic()
+                    if cfg.sampler == "vllm" and cfg.method == "sdpo":  # its GPU memory to the update; generate wakes it
+                        self.sampler.sleep()  # a no-op where vLLM has no sleep mode (a CPU build)
                     stats = self.method.update(attempts)
                     upd_s = time.monotonic() - t0 if stats is not None else 0.0  # the baselines learn nothing
                 counts: dict[str, int] = {}

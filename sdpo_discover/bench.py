@@ -360,8 +360,10 @@ def run_bench(bench: BenchDir, plan: Plan, *, on_event: EventSink = lambda k, p:
             on_event("run_start", {"run": run, "index": i, "total": len(plan.runs),
                                    "resumed": RunDir(bench.run_dir(run)).is_run()})
             t_run = time.monotonic()
-            summary = worker.execute(run, on_event)
-            runs_s += time.monotonic() - t_run
+            try:
+                summary = worker.execute(run, on_event)
+            finally:  # a run that raised (a sandbox failure) spent its time inside the run too
+                runs_s += time.monotonic() - t_run
             on_event("run_done", {"run": run, "summary": summary})
             if summary.stopped == "interrupted":
                 stopped = "interrupted"

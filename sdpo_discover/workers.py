@@ -30,8 +30,9 @@ EventSink = Callable[[str, dict[str, Any]], None]
 MAX_TRIES = 3  # a run whose worker died this many times stops the bench (something about the run kills workers)
 
 
-class RayUnavailable(BenchError):
-    """The Ray cluster cannot be reached (or ray is not installed): exit 3, with what to check."""
+class RayUnavailable(RuntimeError):
+    """The Ray cluster cannot be reached (or ray is not installed): exit 3, with what to check (not bad input:
+    hence not a BenchError, which is exit 2)."""
 
 
 def _worker_main(bench_path: str, tasks: Any, results: Any) -> None:

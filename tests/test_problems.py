@@ -196,7 +196,9 @@ def test_a_folder_loads_its_subfolders_too(tmp_path: Path) -> None:
     ids = {p.id for p in got}
     assert "sum-two" in ids and any(i.startswith("lcb-") for i in ids)  # problems/livecodebench/ is included
     assert len(got) == len(list(root.glob("*.json"))) + sum(
-        len(load_problems(f)) for f in (root / "livecodebench").iterdir() if f.suffix in (".json", ".jsonl"))
+        len(load_problems(f)) for sub in ("livecodebench", "cpu-hard") for f in (root / sub).iterdir()
+        if f.suffix in (".json", ".jsonl"))
+    assert "rotate-right" in ids  # problems/cpu-hard/ too
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / ".hidden").mkdir()
     (tmp_path / "a" / "b" / "p.json").write_text(json.dumps(GOOD))

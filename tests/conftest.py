@@ -4,6 +4,7 @@ is a failure; elsewhere they are skipped, and the skip is repeated loudly at the
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +67,21 @@ def executor(request: pytest.FixtureRequest) -> Executor:
 
 def problem(pid: str) -> Problem:
     return load_problem(PROBLEMS / f"{pid}.json")
+
+
+def fake_vllm_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_source: str) -> Path:
+    """A venv that looks like the vLLM sampler's (its python is this one, a `vllm` package is importable by
+    name), a model folder tmp_path/model, and samplers.WORKER_SCRIPT pointed at `worker_source`: VLLMSampler
+    then drives that fake worker. Returns the venv."""
+    import sdpo_discover.samplers as samplers
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+    (venv / "lib" / "python3" / "site-packages" / "vllm").mkdir(parents=True)
+    (venv / "lib" / "python3" / "site-packages" / "vllm" / "__init__.py").write_text("")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "worker.py").write_text(worker_source)
+    monkeypatch.setattr(samplers, "WORKER_SCRIPT", tmp_path / "worker.py")
+    return venv

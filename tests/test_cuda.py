@@ -421,17 +421,8 @@ for line in sys.stdin:
 @pytest.fixture
 def fake_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """make(mode) -> a VLLMSampler driving FAKE_WORKER; ops() -> the requests it received, in order."""
-    import sdpo_discover.samplers as samplers
 
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
-    (venv / "lib" / "python3" / "site-packages" / "vllm").mkdir(parents=True)
-    (venv / "lib" / "python3" / "site-packages" / "vllm" / "__init__.py").write_text("")
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "config.json").write_text("{}")
-    (tmp_path / "worker.py").write_text(FAKE_WORKER)
-    monkeypatch.setattr(samplers, "WORKER_SCRIPT", tmp_path / "worker.py")
+    venv = conftest.fake_vllm_venv(tmp_path, monkeypatch, FAKE_WORKER)
     ops = tmp_path / "ops.jsonl"
     monkeypatch.setenv("FAKE_WORKER_OPS", str(ops))
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+import conftest
+
 from conftest import require
 import torch
 
@@ -445,17 +447,8 @@ def record_popen(monkeypatch: pytest.MonkeyPatch) -> list:
 def fake_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """VLLMSampler(model, venv=...) that runs FAKE_WORKER in mode `set_mode(...)`; yields (make, started)."""
 
-    import sdpo_discover.samplers as samplers
 
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
-    (venv / "lib" / "python3" / "site-packages" / "vllm").mkdir(parents=True)
-    (venv / "lib" / "python3" / "site-packages" / "vllm" / "__init__.py").write_text("")
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "config.json").write_text("{}")
-    (tmp_path / "worker.py").write_text(FAKE_WORKER)
-    monkeypatch.setattr(samplers, "WORKER_SCRIPT", tmp_path / "worker.py")
+    venv = conftest.fake_vllm_venv(tmp_path, monkeypatch, FAKE_WORKER)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # failed samplers keep their logs: here
     started = record_popen(monkeypatch)
 

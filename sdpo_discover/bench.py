@@ -395,9 +395,17 @@ def _preflight(bench: BenchDir, todo: Sequence[PlannedRun], loaded: Any) -> None
         check_fits(cfg, prob, prompts, loaded.model)
 
 
+def task_sha256(problem: Problem) -> str:
+    """The problem as the model and the judge see it: everything but its free-form metadata, so that writing a
+    measured pass rate into a problem's file (problems/cpu-hard/record_pass_rates.py) keeps its pools reusable."""
+    d = problem.to_json()
+    d.pop("metadata", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
 def import_pools(bench: BenchDir, plan: Plan, source: Path) -> list[str]:
     """Reuse the best-of-k pools of another bench directory (e.g. `lcb screen`'s): a pool run of `source` with
-    the same problem (sha256) and the same settings except its budget, which may be smaller than this plan's
+    the same task (task_sha256: metadata such as a recorded pass rate may differ) and the same settings except its budget, which may be smaller than this plan's
     pool (the copied run then continues to the planned pool, as `solve --resume --budget` does: its samples
     come from the same distribution, step by step seeded), is copied into this bench unless this bench has the
     run already. Returns the ids copied."""
@@ -406,13 +414,13 @@ def import_pools(bench: BenchDir, plan: Plan, source: Path) -> list[str]:
         raise BenchError(f"--pools-from {source}: not a bench directory (no plan.json)")
     theirs = src.load_plan()
     their_runs = {r.id: r for r in theirs.runs if r.seed is None}
-    their_sha = {p["id"]: p["sha256"] for p in theirs.problems}
-    my_sha = {p["id"]: p["sha256"] for p in plan.problems}
     copied = []
     for run in plan.runs:
         other = their_runs.get(run.id)
         dst = bench.run_dir(run)
-        if run.seed is not None or other is None or RunDir(dst).is_run() or their_sha.get(run.problem) != my_sha[run.problem]:
+        if run.seed is not None or other is None or RunDir(dst).is_run():
+            continue
+        if task_sha256(bench.load_problem(run.problem)) != task_sha256(src.load_problem(run.problem)):
             continue
         a, b = dict(run.settings), dict(other.settings)
         if a.pop("budget") < b.pop("budget") or a != b:
@@ -427,6 +435,7 @@ def import_pools(bench: BenchDir, plan: Plan, source: Path) -> list[str]:
         shutil.copytree(src_rd.path, tmp)
         rd = RunDir(tmp)
         rd.write_config(run.config, rd.config_doc().get("model", {}))  # this plan's budget (the pool)
+        write_atomic(rd.problem, json.dumps(bench.load_problem(run.problem).to_json(), indent=2))  # its metadata
         if summary.attempts_used < run.config.budget:
             rd.summary.unlink()  # to continue to the planned pool: unfinished here
         tmp.rename(dst)

@@ -377,6 +377,24 @@ def test_screen_command_resume_and_a_bench_reusing_its_pools(short_questions: di
     for r in SHORT_IN_WINDOW:
         a = read_jsonl(bench / "runs" / r / "best-of-k" / "pool" / "attempts.jsonl")
         assert a == read_jsonl(out / "runs" / r / "best-of-k" / "pool" / "attempts.jsonl")
+    # a measured pass rate written into the problems' metadata keeps the pools reusable (the task is the same);
+    # a changed test does not
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for i, p in enumerate(load_problems(sub)):
+        d = p.to_json()
+        d["metadata"] = {**d["metadata"], "base_pass_rate": {"passed": 0, "pool": 8}}
+        if i == 0:
+            d["tests"][0]["output"] += "0"
+        (changed / f"{p.id}.json").write_text(json.dumps(d))
+    bench2 = tmp_path / "bench2"
+    res = _cli("bench", str(changed), "--methods", "best-of-k", "--pool", "8", "--pools-from", str(out), "--out",
+               str(bench2), *common)
+    assert res.exit_code == 0, res.output
+    assert "reused 2 best-of-k pool(s)" in res.output
+    for i, p in enumerate(sorted(load_problems(changed), key=lambda p: p.id)):
+        pool = bench2 / "runs" / p.id / "best-of-k" / "pool"
+        assert json.loads((pool / "problem.json").read_text())["metadata"]["base_pass_rate"]["pool"] == 8
 
 
 def test_screen_bad_input(short_questions: dict[str, Any], tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
     python3 problems/cpu-hard/make_problems.py
 
-writes <id>.json (the problem.json format, like problems/sum-two.json) for each of the 12 problems below.
+writes <id>.json (the problem.json format, like problems/sum-two.json) for each of the 19 problems below (12 screened, 7 not yet).
 
 Each problem is an easy task with one twist that a small model often misses. Only the statements and
 test inputs are written here. Every expected output is computed by running the problem's reference
@@ -409,6 +409,256 @@ Constraints
     "naive": ["for _ in range(int(input())):\n    a,b,k=map(int,input().split())\n    print(b//k-a//k)\n"],
 })
 
+# ------------------------------------------------------------------------------------------------
+# Second round (not yet screened): 3 harder variants of problems that passed above the band
+# (find-positions, leaderboard, square-check: one more twist each) and 4 easier variants of problems
+# that passed 0/64 (the same twist, with a hint in the statement or an example that shows it).
+
+# 13 ---------------------------------------------------------------------------------------------
+_r = random.Random(1213)
+PROBLEMS.append({
+    "id": "find-positions-from-end",
+    "title": "Find all positions, counted from the end",
+    "twist": "Positions are counted from the END (the last element is 1) and printed in increasing order; "
+             "enumerate's i+1 counts from the front, n-i in index order comes out decreasing; NONE when x does not occur.",
+    "statement": """You are given a list of n integers and an integer x. Positions are counted from the END of the
+list: the last element is at position 1, the one before it at position 2, and so on (the first element
+is at position n). Print every position at which x occurs, in increasing order. If x does not occur,
+print NONE.
+
+Input
+The first line contains n. The second line contains the n integers. The third line contains x.
+
+Output
+One line: the positions (counted from the end) separated by single spaces, in increasing order, or the
+word NONE.
+
+Constraints
+1 <= n <= 10^5
+-10^9 <= a_i, x <= 10^9
+""",
+    "public": ["5\n4 2 4 3 3\n3\n", "3\n1 2 3\n7\n", "1\n-5\n-5\n", "6\n1 1 2 2 2 9\n2\n", "6\n-1 1 -1 1 -1 1\n1\n",
+               "2\n1000000000 -1000000000\n1000000000\n"],
+    "hidden": ["7\n5 3 3 8 5 0 5\n3\n", f"2000\n{ints(_r, 2000, 0, 9)}\n7\n"],
+    "naive": [
+        "n=int(input())\na=input().split()\nx=input().strip()\np=[str(i+1) for i,v in enumerate(a) if v==x]\n"
+        "print(' '.join(p) if p else 'NONE')\n",
+        "n=int(input())\na=input().split()\nx=input().strip()\np=[str(n-i) for i,v in enumerate(a) if v==x]\n"
+        "print(' '.join(p) if p else 'NONE')\n",
+    ],
+})
+
+# 14 ---------------------------------------------------------------------------------------------
+_r = random.Random(1214)
+_pl = sorted({"".join(_r.choice("abcdef") for _ in range(_r.randint(2, 4))) for _ in range(80)})[:60]
+_lt = [(_r.choice(_pl), _r.randint(0, 20)) for _ in range(400)]
+PROBLEMS.append({
+    "id": "leaderboard-total",
+    "title": "Leaderboard of totals",
+    "twist": "A player can appear on several lines and is ranked by the SUM of their points, listed once; "
+             "equal totals by name A-Z (sorting the raw lines repeats players).",
+    "statement": """You are given n lines of points scored in a tournament. Each line holds a player's name and
+the points they scored in one game. A player can appear on several lines: their total is the sum of
+all their points. Print the leaderboard: every player exactly once with their total, ordered by total
+from highest to lowest. Players with equal totals are ordered by name in alphabetical order.
+
+Input
+The first line contains n. Each of the next n lines contains a name and a number of points, separated
+by a space. Names are made of lowercase English letters.
+
+Output
+One line per player, each with a name and its total separated by a space, in leaderboard order.
+
+Constraints
+1 <= n <= 1000
+0 <= points <= 1000
+""",
+    "public": ["4\nann 5\nbob 9\nann 7\ncid 7\n", "3\nzed 4\namy 4\nkim 4\n", "1\nsolo 0\n",
+               "5\nd 10\nc 20\nd 10\nb 5\nb 15\n", "3\nmax 1000\nmax 1000\nmin 0\n", "4\nbb 2\nb 1\nbba 2\nb 1\n"],
+    "hidden": ["6\neve 3\ndan 1\nbea 8\ndan 2\ncal 3\nabe 1\n",
+               f"{len(_lt)}\n" + "".join(f"{nm} {p}\n" for nm, p in _lt)],
+    "naive": [
+        "n=int(input())\nr=[input().split() for _ in range(n)]\nr.sort(key=lambda x:(-int(x[1]),x[0]))\n"
+        "for a,b in r: print(a,b)\n",
+        "n=int(input())\nt={}\nfor _ in range(n):\n    a,b=input().split()\n    t[a]=t.get(a,0)+int(b)\n"
+        "for a,b in sorted(t.items(),key=lambda x:-x[1]): print(a,b)\n",
+    ],
+})
+
+# 15 ---------------------------------------------------------------------------------------------
+_r = random.Random(1215)
+_sn = []
+for _ in range(300):
+    k = _r.choice([_r.randint(0, 1000), _r.randint(10**8, 10**9), _r.randint(2**53, 10**18)])
+    v = k * k + _r.choice([0, 0, 1, -1, 2]) if k > 1 else k
+    _sn.append(-v if _r.random() < 0.3 else max(0, v))
+PROBLEMS.append({
+    "id": "square-check-negative",
+    "title": "Perfect squares, negatives included",
+    "twist": "N ranges from -10^36 to 10^36: a float square root is not exact for big N, and math.isqrt raises "
+             "ValueError on a negative N (which must print NO).",
+    "statement": """For each of T integers N, decide whether N is a perfect square, that is, N = k * k for some
+integer k. Note that N can be as large as 10^36, and that N can be negative (a negative number is never
+a perfect square).
+
+Input
+The first line contains T. Each of the next T lines contains one integer N.
+
+Output
+T lines: YES if N is a perfect square, otherwise NO.
+
+Constraints
+1 <= T <= 1000
+-10^36 <= N <= 10^36
+""",
+    "public": ["5\n16\n-16\n15\n0\n1\n",
+               f"3\n{(10**18 - 1) ** 2}\n{(10**18 - 1) ** 2 + 1}\n-4\n",
+               "5\n-1\n3\n4\n99\n100\n",
+               f"2\n{(10**9 + 7) ** 2}\n{(10**9 + 7) ** 2 - 1}\n",
+               f"3\n{10**36}\n{-10**36}\n{123456789123456789 ** 2}\n",
+               f"3\n{(2**59 + 1) ** 2}\n{(2**59 + 1) ** 2 - 1}\n{10**36 - 1}\n"],
+    "hidden": [f"6\n{(10**18 - 11) ** 2}\n-9\n{(10**18 - 11) ** 2 - 1}\n0\n-{(10**18 - 11) ** 2}\n{10**36 - 1}\n",
+               f"{len(_sn)}\n" + "".join(f"{x}\n" for x in _sn)],
+    "naive": [
+        "import math\nfor _ in range(int(input())):\n    n=int(input())\n    r=math.isqrt(n)\n"
+        "    print('YES' if r*r==n else 'NO')\n",
+        "import math\nfor _ in range(int(input())):\n    n=int(input())\n    if n<0:\n        print('NO')\n        continue\n"
+        "    r=int(math.sqrt(n))\n    print('YES' if r*r==n else 'NO')\n",
+    ],
+})
+
+# 16 ---------------------------------------------------------------------------------------------
+_r = random.Random(1216)
+PROBLEMS.append({
+    "id": "lower-median-example",
+    "title": "Lower median, shown on an even example",
+    "twist": "As lower-median (for even n print the LOWER middle value, sorted(a)[(n-1)//2], never the average), "
+             "but the statement's example has even n and the statement spells out that the answer is one of the inputs.",
+    "statement": """You are given n integers. Print their median: the middle value once they are sorted. When n is
+even there are two middle values; print the smaller of the two. Do not average them: the answer is
+always one of the given integers, printed as an integer. For example, for 4 1 3 2 the sorted list is
+1 2 3 4, the two middle values are 2 and 3, and the answer is 2.
+
+Input
+The first line contains n. The second line contains the n integers, in no particular order.
+
+Output
+One integer: the median as defined above.
+
+Constraints
+1 <= n <= 10^5
+-10^9 <= a_i <= 10^9
+""",
+    "public": ["4\n4 1 3 2\n", "5\n7 1 3 9 5\n", "1\n-8\n", "2\n10 -10\n", "6\n5 5 5 6 6 6\n", "3\n-1 -1 -2\n"],
+    "hidden": [f"8\n{ints(_r, 8, -100, 100)}\n", f"10000\n{ints(_r, 10000, -10**9, 10**9)}\n"],
+    "naive": [
+        "n=int(input())\na=sorted(map(int,input().split()))\nprint(a[n//2])\n",
+        "n=int(input())\na=sorted(map(int,input().split()))\nprint(a[n//2] if n%2 else (a[n//2-1]+a[n//2])/2)\n",
+    ],
+})
+
+# 17 ---------------------------------------------------------------------------------------------
+_r = random.Random(1217)
+_rows2 = [(_r.randint(0, m), m) for m in (_r.randint(1, 10**6) for _ in range(40))]
+_rows2 += [(1, 40), (9, 40), (1, 200), (5, 8), (7, 8), (0, 1), (1, 1), (3, 8), (1, 16), (999999, 1000000)]
+_r.shuffle(_rows2)
+PROBLEMS.append({
+    "id": "percent-round-hint",
+    "title": "Rounded percentages, with a warning about round()",
+    "twist": "As percent-round (halves round up, round() rounds them to even), but the statement warns against "
+             "Python's round() and the example shows 12.5 -> 13.",
+    "statement": """Each of n students scored s_i points out of m_i. For every student print the percentage
+100 * s_i / m_i rounded to the nearest integer. When the percentage lies exactly halfway between two
+integers, round up: 12.5 becomes 13, and 37.5 becomes 38. Careful: Python's built-in round() does not
+do this, it rounds halves to the nearest EVEN integer (round(12.5) gives 12), so do not use it here.
+Print each answer as an integer (13, not 13.0).
+
+Input
+The first line contains n. Each of the next n lines contains two integers s_i and m_i.
+
+Output
+n lines: the rounded percentage of each student, in input order.
+
+Constraints
+1 <= n <= 1000
+1 <= m_i <= 10^6
+0 <= s_i <= m_i
+""",
+    "public": ["3\n1 8\n3 8\n2 3\n", "2\n1 2\n5 8\n", "1\n0 7\n", "1\n7 7\n", "4\n1 200\n1 400\n3 400\n1 3\n",
+               "2\n999999 1000000\n1 1000000\n"],
+    "hidden": ["3\n9 16\n5 40\n1 16\n", f"{len(_rows2)}\n" + "".join(f"{s} {m}\n" for s, m in _rows2)],
+    "naive": ["n=int(input())\nfor _ in range(n):\n    s,m=map(int,input().split())\n    print(round(100*s/m))\n"],
+})
+
+# 18 ---------------------------------------------------------------------------------------------
+_r = random.Random(1218)
+_q2 = []
+for _ in range(10):
+    k = _r.randint(1, 10**6)
+    a = k * _r.randint(1, 10**5) if _r.random() < 0.6 else _r.randint(1, 10**11)
+    _q2.append((a, _r.randint(a, 10**12), k))
+PROBLEMS.append({
+    "id": "divisible-count-hint",
+    "title": "Multiples in a range, with a hint",
+    "twist": "As divisible-count (both ends included: B//K - A//K misses A when A is a multiple of K), but the "
+             "statement gives N // K for 1..N, and the example has A a multiple of K.",
+    "statement": """Answer T queries. Each query gives three integers A, B and K: print how many integers x with
+A <= x <= B (both ends included) are divisible by K.
+
+The numbers are too large for a loop over the range. Hint: among 1, 2, ..., N there are exactly N // K
+multiples of K (integer division). Be careful that A itself is included in the range: for A = 6, B = 12,
+K = 3 the multiples are 6, 9 and 12, so the answer is 3.
+
+Input
+The first line contains T. Each of the next T lines contains A, B and K separated by spaces.
+
+Output
+T lines: the answer to each query.
+
+Constraints
+1 <= T <= 10
+1 <= A <= B <= 10^12
+1 <= K <= 10^12
+""",
+    "public": ["2\n6 12 3\n5 9 4\n", "2\n1 10 3\n7 7 7\n", "1\n1 1000000000000 1\n",
+               "1\n999999999999 1000000000000 1000000000000\n", "3\n2 3 5\n10 10 3\n1 1 2\n", "1\n100 200 1000000000000\n"],
+    "hidden": ["3\n20 40 10\n13 13 13\n1 999999999999 7\n", f"{len(_q2)}\n" + "".join(f"{a} {b} {k}\n" for a, b, k in _q2)],
+    "naive": ["for _ in range(int(input())):\n    a,b,k=map(int,input().split())\n    print(b//k-a//k)\n"],
+})
+
+# 19 ---------------------------------------------------------------------------------------------
+_r = random.Random(1219)
+PROBLEMS.append({
+    "id": "record-days-hint",
+    "title": "Record days, with a hint",
+    "twist": "As record-days (negative temperatures; day 1 always counts, so the running best must not start at 0), "
+             "but the statement says how: keep the highest so far, start from day 1, compare with it, not with the day before.",
+    "statement": """The temperature was measured on n consecutive days. A day is a record day if its temperature is
+strictly higher than on every earlier day; the first day is always a record day. Temperatures can be
+negative. Count the record days.
+
+Hint: keep the highest temperature seen so far. Start it at the first day's temperature (not at 0,
+since all temperatures can be below 0) and count the first day. Then compare each later day with that
+highest temperature, not just with the day before it.
+
+Input
+The first line contains n. The second line contains the n temperatures t_1 ... t_n.
+
+Output
+One integer: the number of record days.
+
+Constraints
+1 <= n <= 10^5
+-10^9 <= t_i <= 10^9
+""",
+    "public": ["5\n-2 -6 -4 -1 -3\n", "6\n3 1 4 1 5 9\n", "4\n2 2 2 2\n", "1\n-7\n", "5\n1 2 3 4 5\n", "5\n0 -1 0 1 1\n"],
+    "hidden": ["6\n-10 -20 -5 -5 -8 -1\n", f"1000\n{ints(_r, 1000, -10**9, -1)}\n"],
+    "naive": [
+        "n=int(input())\nb=0\nc=0\nfor x in map(int,input().split()):\n    if x>b:\n        c+=1\n        b=x\nprint(c)\n",
+        "n=int(input())\nt=list(map(int,input().split()))\nc=1\nfor i in range(1,n):\n    if t[i]>t[i-1]:\n        c+=1\nprint(c)\n",
+    ],
+})
+
 
 # ------------------------------------------------------------------------------------------------
 
@@ -448,7 +698,7 @@ def build(spec: dict) -> dict:
 
 def main() -> None:
     ids = [s["id"] for s in PROBLEMS]
-    assert len(ids) == len(set(ids)) == 12, ids
+    assert len(ids) == len(set(ids)) == 19, ids
     for spec in PROBLEMS:
         d = build(spec)
         path = HERE / f"{d['id']}.json"

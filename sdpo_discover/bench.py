@@ -405,39 +405,48 @@ def task_sha256(problem: Problem) -> str:
 
 def import_pools(bench: BenchDir, plan: Plan, source: Path) -> list[str]:
     """Reuse the best-of-k pools of another bench directory (e.g. `lcb screen`'s): a pool run of `source` with
-    the same task (task_sha256: metadata such as a recorded pass rate may differ) and the same settings except its budget, which may be smaller than this plan's
-    pool (the copied run then continues to the planned pool, as `solve --resume --budget` does: its samples
-    come from the same distribution, step by step seeded), is copied into this bench unless this bench has the
-    run already. Returns the ids copied."""
+    the same task (task_sha256: metadata such as a recorded pass rate may differ) and the same settings except
+    its budget, which may be smaller than this plan's pool (the copied run then continues to the planned pool,
+    as `solve --resume --budget` does: its samples come from the same distribution, step by step seeded), is
+    copied into this bench unless this bench has the run already. Returns the ids copied."""
+    return import_runs(bench, plan, source, seeded=False, flag="--pools-from")
+
+
+def import_runs(bench: BenchDir, plan: Plan, source: Path, *, seeded: bool = True, flag: str = "--runs-from") -> list[str]:
+    """Reuse the finished runs of another bench directory: its best-of-k pools as import_pools does and, with
+    `seeded`, every other finished run (SDPO, multi-turn) with the same task and exactly the same settings
+    (seed and budget included): the same run, so sampling it again would only repeat it. Unfinished runs are
+    not copied (one writer per run directory: they are run here). The model is compared by its setting (a
+    preset name or a path), not by its files. Returns the ids copied."""
     src = BenchDir(source)
     if not src.is_bench():
-        raise BenchError(f"--pools-from {source}: not a bench directory (no plan.json)")
-    theirs = src.load_plan()
-    their_runs = {r.id: r for r in theirs.runs if r.seed is None}
+        raise BenchError(f"{flag} {source}: not a bench directory (no plan.json)")
+    their_runs = {r.id: r for r in src.load_plan().runs if seeded or r.seed is None}
     copied = []
     for run in plan.runs:
         other = their_runs.get(run.id)
         dst = bench.run_dir(run)
-        if run.seed is not None or other is None or RunDir(dst).is_run():
+        if (run.seed is not None and not seeded) or other is None or RunDir(dst).is_run():
             continue
         if task_sha256(bench.load_problem(run.problem)) != task_sha256(src.load_problem(run.problem)):
             continue
         a, b = dict(run.settings), dict(other.settings)
-        if a.pop("budget") < b.pop("budget") or a != b:
+        mine, theirs = a.pop("budget"), b.pop("budget")
+        if a != b or mine < theirs or (run.seed is not None and mine != theirs):
             continue
         src_rd = RunDir(src.run_dir(other))
         summary = src_rd.load_summary()
         if summary is None or summary.stopped == "interrupted":
-            continue  # unfinished there: sampled here instead (one writer per run directory)
+            continue  # unfinished there: run here instead (one writer per run directory)
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(dst.name + ".importing")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(src_rd.path, tmp)
         rd = RunDir(tmp)
-        rd.write_config(run.config, rd.config_doc().get("model", {}))  # this plan's budget (the pool)
+        rd.write_config(run.config, rd.config_doc().get("model", {}))  # this plan's budget (a pool's)
         write_atomic(rd.problem, json.dumps(bench.load_problem(run.problem).to_json(), indent=2))  # its metadata
-        if summary.attempts_used < run.config.budget:
-            rd.summary.unlink()  # to continue to the planned pool: unfinished here
+        if run.seed is None and summary.attempts_used < run.config.budget:
+            rd.summary.unlink()  # a smaller pool, to continue to the planned pool: unfinished here
         tmp.rename(dst)
         copied.append(run.id)
     return copied

@@ -570,6 +570,7 @@ def bench(
     workers: Annotated[int, typer.Option("--workers", help="Runs at once on this machine, each worker process with its own model (one per device; on a CPU-only machine 1 is fastest).")] = 1,
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Run on a Ray cluster: its address (host:port) or auto. Each run is a task asking for --set ray.num_cpus=N (default 1) and ray.num_gpus=N (default 0); the bench directory must be on a filesystem every node sees.", show_default=False)] = None,
     pools_from: Annotated[Path | None, typer.Option("--pools-from", help="Reuse the best-of-k pools of another bench directory (e.g. `lcb screen`'s) sampled with the same settings; a smaller pool there is continued to --pool here.", show_default=False)] = None,
+    runs_from: Annotated[list[Path] | None, typer.Option("--runs-from", help="Reuse every finished run of another bench directory (repeatable) with the same problem and exactly the same settings (seed and budget included), and its best-of-k pools as --pools-from does: e.g. to grow a bench by problems.", show_default=False)] = None,
     log_k: Annotated[bool, typer.Option("--log-k", help="Plot discovery against a logarithmic k axis.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final tables.")] = False,
 ) -> None:
@@ -595,7 +596,7 @@ def bench(
     """
     import time as _time
 
-    from .bench import BenchDir, BenchError, dispatch, import_pools, parse_methods, parse_seeds, prepare
+    from .bench import BenchDir, BenchError, dispatch, import_pools, import_runs, parse_methods, parse_seeds, prepare
     from .workers import RayUnavailable
     from .report import BenchView
 
@@ -633,6 +634,10 @@ def bench(
             copied = import_pools(BenchDir(out_dir), plan, pools_from)
             if not quiet:
                 err.print(f"reused {len(copied)} best-of-k pool(s) from {pools_from}", highlight=False)
+        for source in runs_from or []:
+            copied = import_runs(BenchDir(out_dir), plan, source)
+            if not quiet:
+                err.print(f"reused {len(copied)} finished run(s) from {source}", highlight=False)
     except (BenchError, config.ConfigError) as e:
         fail(str(e))
     view = BenchView(quiet=quiet, console=out, err=err)

@@ -324,3 +324,28 @@ def test_one_vllm_engine_serves_every_run_and_baselines_load_no_weights(tmp_path
         assert isinstance(w2.loaded.model, ConfigOnly)
     finally:
         w2.close()
+
+
+def test_finished_runs_of_another_bench_are_reused_by_runs_from(setup: dict[str, Any], reference: Path,
+                                                                tmp_path: Path) -> None:
+    """--runs-from: a bench grown by a problem takes the finished runs (every method) of the smaller bench; only
+    the new problem's runs are run, and every run equals the bench run in one go."""
+    from sdpo_discover.bench import import_runs
+
+    small = tmp_path / "small"
+    plan = prepare(small, setup["files"][:1], flags=setup["flags"], config_file=None, assignments=setup["sets"],
+                   resume=False, command=[], **ARGS)
+    assert run_bench(BenchDir(small), plan, judge=HashJudge()) == "done"
+    other = tmp_path / "other"  # another learning rate: no SDPO run is the same; the baselines are
+    plan = prepare(other, setup["files"], flags=setup["flags"], config_file=None,
+                   assignments=[*setup["sets"], "sdpo.lr=0.1"], resume=False, command=[], **ARGS)
+    assert not [r for r in import_runs(BenchDir(other), plan, small) if "/sdpo/" in r]
+    out = tmp_path / "grown"
+    plan = _plan(setup, out)
+    copied = import_runs(BenchDir(out), plan, small)
+    assert sorted(copied) == sorted(r.id for r in plan.runs if r.problem == "tiny-a")
+    assert import_runs(BenchDir(out), plan, small) == []  # present already: never overwritten
+    before = {r: (BenchDir(out).path / "runs" / r / "summary.json").stat().st_mtime_ns for r in copied}
+    assert run_bench(BenchDir(out), BenchDir(out).load_plan(), judge=HashJudge()) == "done"
+    assert {r: (BenchDir(out).path / "runs" / r / "summary.json").stat().st_mtime_ns for r in copied} == before
+    assert _contents(out) == _contents(reference)

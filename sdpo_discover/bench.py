@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import METHODS, ConfigError, SolveConfig, load_toml, merge_settings, parse_assignment
+from .config import METHODS, ConfigError, SolveConfig, complete_saved, load_toml, merge_settings, parse_assignment
 from .problems import Problem, ProblemError, load_problem, load_problems, problem_files
 from .store import RunDir, write_atomic
 
@@ -64,17 +64,19 @@ class Plan:
     runs: list[PlannedRun]
     command: list[str]
     format: int = PLAN_FORMAT
+    sampler_choice: str = ""  # what `--sampler auto` chose for every run, and why ("" when a sampler was given)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": self.format, "command": self.command, "problems": self.problems, "methods": self.methods,
-                "seeds": self.seeds, "budget": self.budget, "pool": self.pool,
+                "seeds": self.seeds, "budget": self.budget, "pool": self.pool, "sampler_choice": self.sampler_choice,
                 "runs": [asdict(r) for r in self.runs]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Plan:
         return cls(problems=d["problems"], methods=d["methods"], seeds=d["seeds"], budget=d["budget"],
-                   pool=d["pool"], runs=[PlannedRun(**r) for r in d["runs"]], command=d.get("command", []),
-                   format=d.get("format", PLAN_FORMAT))
+                   pool=d["pool"], runs=[PlannedRun(**{**r, "settings": complete_saved(r["settings"])}) for r in d["runs"]],
+                   command=d.get("command", []),
+                   format=d.get("format", PLAN_FORMAT), sampler_choice=d.get("sampler_choice", ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,6 +170,12 @@ def make_plan(problem_paths: Sequence[Path], methods: Sequence[str], seeds: Sequ
     """Check everything a bench needs before anything starts: problems, methods, seeds, settings, budget."""
     problems = gather_problems(problem_paths)
     base = base_settings(flags or {}, config_file, assignments)
+    choice = ""
+    if base.get("sampler", SolveConfig().sampler) == "auto":  # decided once: every run of the bench samples alike
+        from .samplers import choose_sampler
+
+        base["sampler"], why = choose_sampler(str(base.get("device", "auto")))
+        choice = f"sampler: {base['sampler']} (auto: {why})"
     budget = int(budget if budget is not None else base.pop("budget", SolveConfig().budget))
     base.pop("budget", None)
     pool = int(pool if pool is not None else budget)
@@ -191,7 +199,8 @@ def make_plan(problem_paths: Sequence[Path], methods: Sequence[str], seeds: Sequ
                                      + (" (multi_turn.chains)" if method == "multi-turn" else ""))
                 runs.append(PlannedRun(f"{prob.id}/{method}/seed-{seed}", prob.id, method, seed, cfg.to_json()))
     plan = Plan(problems=[{"id": p.id, "source": src, "sha256": hashlib.sha256(b).hexdigest()} for p, src, b in problems],
-                methods=list(methods), seeds=list(seeds), budget=budget, pool=pool, runs=runs, command=list(command))
+                methods=list(methods), seeds=list(seeds), budget=budget, pool=pool, runs=runs, command=list(command),
+                sampler_choice=choice)
     return plan, [p for p, _, _ in problems]
 
 

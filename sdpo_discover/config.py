@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 METHODS = ("sdpo", "best-of-k", "multi-turn")
-SAMPLERS = ("hf", "vllm")
+SAMPLERS = ("auto", "hf", "vllm")
 SANDBOXES = ("auto", "docker", "local")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -176,8 +176,9 @@ class SolveConfig:
     budget: int = _f(2750, "Attempts to spend at most, every generated one counted (paper: 2750).")
     model: str = _f("qwen2.5-coder-0.5b", "A preset (`sdpo-discover models list`), a local Hugging Face folder, a "
                                           ".gguf file, or a hub id.")
-    sampler: str = _f("hf", "hf (transformers, in this process) or vllm (its own venv: scripts/setup-vllm).",
-                      choices=SAMPLERS)
+    sampler: str = _f("auto", "auto (vllm where its venv is installed for this device, else hf; the run records "
+                              "which and why), hf (transformers, in this process) or vllm (its own venv: "
+                              "scripts/setup-vllm).", choices=SAMPLERS)
     sandbox: str = _f("auto", "Where attempts run: docker, local, or auto (docker when available).", choices=SANDBOXES)
     device: str = _f("auto", "auto (cuda when available), cpu or cuda.", choices=DEVICES)
     dtype: str = _f("auto", "auto: bfloat16 on CUDA or a CPU with native bf16, else float32.", choices=DTYPES)
@@ -190,6 +191,10 @@ class SolveConfig:
     top_k: int = _f(0, "Sampling top-k; 0 = off.")
     stop_on_success: bool = _f(True, "Stop at the first attempt that passes every test; false spends the whole "
                                      "budget (bench's best-of-k pool, which measures a pass rate, runs so).")
+    stop_at_answer: bool = _f(True, "End each sample where its answer ends: at the line closing its first "
+                                    "```python block with code (a block of comments only, like the echoed "
+                                    "`# YOUR CODE HERE` stub, is passed over). What follows is never sampled, "
+                                    "graded or trained on.")
     thinking: bool = _f(False, "Chat templates with a thinking switch (Qwen3) get enable_thinking=this in every "
                                "prompt: student, teacher, multi-turn. The paper: off.")
     gen_batch_size: int = _f(16, "hf sampler: sequences per generate call (decoding on a CPU is bound by reading "
@@ -269,7 +274,8 @@ class SolveConfig:
 
 # Learner settings added after runs were first written, with the value that older runs used: a run written
 # before a setting existed ran with that setting's behaviour of then, not with today's default.
-SETTINGS_ADDED_LATER: dict[str, Any] = {"restate_format": False, "loss_norm": "token"}
+SETTINGS_ADDED_LATER: dict[str, Any] = {"restate_format": False, "loss_norm": "token"}  # sdpo.*
+TOP_SETTINGS_ADDED_LATER: dict[str, Any] = {"stop_at_answer": False}
 
 
 def complete_saved(d: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +283,8 @@ def complete_saved(d: dict[str, Any]) -> dict[str, Any]:
     d = dict(d)
     learn = d.pop("learn", True)  # before `method` existed, learn = false was best-of-k
     d.setdefault("method", "sdpo" if learn else "best-of-k")
+    for k, v in TOP_SETTINGS_ADDED_LATER.items():
+        d.setdefault(k, v)
     sdpo = d["sdpo"] = {**SETTINGS_ADDED_LATER, **(d.get("sdpo") or {})}
     if "trust_region_mix" in sdpo:  # old: (1 - m) current + m reference; the authors' rate c = 1 - m
         sdpo["trust_region_rate"] = 1.0 - float(sdpo.pop("trust_region_mix"))
@@ -366,6 +374,17 @@ def resolve_settings(flags: dict[str, Any], *, config_file: Path | None = None, 
         cfg = SolveConfig.from_dict(merged, where=where)
     cfg.validate()
     return cfg
+
+
+def resolve_sampler(cfg: SolveConfig) -> str | None:
+    """A new run's `auto` sampler made concrete (samplers.choose_sampler), so that config.json records the one
+    it uses and a resume uses it again. Returns the line that says which and why (None if it was given)."""
+    if cfg.sampler != "auto":
+        return None
+    from .samplers import choose_sampler
+
+    cfg.sampler, why = choose_sampler(cfg.device)
+    return f"sampler: {cfg.sampler} (auto: {why})"
 
 
 def default_of(cls: type, name: str) -> Any:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .config import ConfigError, SolveConfig
+from .config import ConfigError, SolveConfig, resolve_sampler
 from .feedback import render_feedback
 from .problems import Problem
 from .sandbox.verdicts import AttemptResult, AttemptStatus
@@ -171,7 +171,12 @@ class Solver:
         elif problem is None:
             raise RunDirError("no problem given")
         else:
-            self.rd.create(problem, config)
+            if config.sampler == "auto" and model is not None:
+                config.sampler = "hf"  # a model object given: sampled where it is
+            choice = resolve_sampler(config)  # `auto` made concrete: config.json records which, and why
+            if choice:
+                on_event("notice", {"message": choice})
+            self.rd.create(problem, config, sampler_choice=choice or "")
         self.problem = self.rd.load_problem()
         self.judge, self._own_judge = judge, judge is None
         self._model_arg, self._tok_arg, self._loaded = model, tokenizer, loaded
@@ -241,7 +246,7 @@ class Solver:
         from .samplers import SamplingParams
 
         params = SamplingParams(max_new_tokens=self.cfg.max_new_tokens, temperature=float(self.temperature),
-                                top_p=float(self.top_p), top_k=self.cfg.top_k)
+                                top_p=float(self.top_p), top_k=self.cfg.top_k, stop_at_answer=self.cfg.stop_at_answer)
         if self.cfg.sampler == "vllm":  # a new LoRA request per adapter version; the engine keeps running
             # keyed by the run directory's full path: runs sharing an engine each number their versions from 0
             self.sampler.load_adapter(self.method.adapter(), self.method.version, run=str(self.rd.path.resolve()))

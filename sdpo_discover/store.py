@@ -265,7 +265,7 @@ class RunDir:
 
     # -- creating and resuming -----------------------------------------------------------------
 
-    def create(self, problem: Problem, cfg: SolveConfig) -> None:
+    def create(self, problem: Problem, cfg: SolveConfig, sampler_choice: str = "") -> None:
         """A new run directory for `problem`; an existing non-empty folder is refused."""
         if self.path.exists() and any(self.path.iterdir()):
             hint = "pass --resume to continue it" if self.is_run() else "choose an empty or new folder"
@@ -275,12 +275,15 @@ class RunDir:
         self.batches.mkdir(exist_ok=True)
         if cfg.method == "sdpo":
             self.adapters.mkdir(exist_ok=True)
-        self.write_config(cfg, model_info={})
+        self.write_config(cfg, model_info={}, sampler_choice=sampler_choice)
 
-    def write_config(self, cfg: SolveConfig, model_info: dict[str, Any]) -> None:
+    def write_config(self, cfg: SolveConfig, model_info: dict[str, Any], sampler_choice: str | None = None) -> None:
+        """config.json; sampler_choice: what `--sampler auto` chose and why (kept from the file when not given)."""
+        if sampler_choice is None:
+            sampler_choice = self.config_doc().get("sampler_choice", "") if self.config.is_file() else ""
         write_atomic(self.config, json.dumps({
             "format": FORMAT, "config": cfg.to_json(), "versions": versions(), "model": model_info,
-            "argv": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "sampler_choice": sampler_choice, "argv": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }, indent=2))
 
     def check_resumable(self, problem: Problem | None = None) -> None:

@@ -13,10 +13,12 @@ in that venv). One request per line on stdin, one response per line on stdout:
             "stop_token_ids": [2], "sleep_mode": false, "sleep_why": "why not, when false"}
     {"id": 2, "op": "generate", "prompts": [[...], ...], "seeds": [s_0, ...],
      "params": {"max_new_tokens": 1024, "temperature": 1.0, "top_p": 1.0, "top_k": 0},
+     "max_tokens": [1024, ...] (optional: per sequence, else params' max_new_tokens),
+     "stop": ["\n```\n"] (optional stop strings, kept in the text),
      "lora": {"name": "run-v3", "id": 4, "path": DIR} | null}
         (one sequence per prompt, each with its own seed: copies of a prompt get different seeds)
         -> {"id": 2, "ok": true, "seconds": 1.2, "completions": [{"text": "...", "token_ids": [...],
-            "finish_reason": "stop" | "length", "logprobs": [...]}, ...]}
+            "finish_reason": "stop" | "length", "logprobs": [...], "stop_reason": "\n```\n" | null}, ...]}
     {"id": 3, "op": "sleep", "level": 1} -> {"id": 3, "ok": true, "supported": true, "seconds": 2.1}
     {"id": 4, "op": "wake"} -> {"id": 4, "ok": true, "supported": true, "seconds": 0.9}
         (sleep mode: on a GPU, where the build has it, the engine is started with enable_sleep_mode=True;
@@ -187,18 +189,22 @@ def _generate(req: dict) -> dict:
     from vllm.lora.request import LoRARequest
 
     p = req["params"]
+    max_tokens = req.get("max_tokens") or [int(p["max_new_tokens"])] * len(req["seeds"])
+    stop = [str(x) for x in req.get("stop") or []]
     sampling = [
         SamplingParams(
             n=1,
             temperature=float(p["temperature"]),
             top_p=float(p["top_p"]),
             top_k=int(p["top_k"]),
-            max_tokens=int(p["max_new_tokens"]),
+            max_tokens=int(m),
             seed=int(seed),
             logprobs=0,  # the sampled token's own log-prob (raw model, temperature 1: logprobs_mode raw_logprobs)
             stop_token_ids=list(STOP_TOKEN_IDS),
+            stop=stop or None,  # stop strings (stop_at_answer), kept in the text:
+            include_stop_str_in_output=bool(stop),
         )
-        for seed in req["seeds"]
+        for seed, m in zip(req["seeds"], max_tokens)
     ]
     prompts = [{"prompt_token_ids": [int(t) for t in ids]} for ids in req["prompts"]]
     if len(prompts) != len(sampling):
@@ -226,7 +232,8 @@ def _generate(req: dict) -> dict:
         if out.logprobs is not None:
             logprobs = [float(step[t].logprob) for step, t in zip(out.logprobs, ids)]
         completions.append(
-            {"text": out.text, "token_ids": ids, "finish_reason": out.finish_reason, "logprobs": logprobs}
+            {"text": out.text, "token_ids": ids, "finish_reason": out.finish_reason, "logprobs": logprobs,
+             "stop_reason": out.stop_reason if isinstance(out.stop_reason, str) else None}
         )
     return {"seconds": round(time.monotonic() - started, 4), "completions": completions}
 

@@ -15,6 +15,10 @@ from pathlib import Path
 # with an uninterrupted one token for token: one sampled token of the tiny random model differed after the
 # resumed process's update. The tests' models are tiny: the slower path costs nothing measurable.
 os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
+# `--sampler auto` (the default) picks vLLM wherever its venv is installed, as in CI: the tests that do not ask for
+# a sampler mean the in-process one (their references are computed with it), so auto picks hf for them. The tests
+# of auto itself unset this.
+os.environ.setdefault("SDPO_DISCOVER_SAMPLER", "hf")
 
 import pytest  # noqa: E402
 

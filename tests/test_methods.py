@@ -195,7 +195,15 @@ def test_old_settings_keep_their_meaning() -> None:
     c = SolveConfig.from_dict(d)
     assert c.method == "best-of-k" and c.sdpo.trust_region_rate == 0.75
     assert c.sdpo.restate_format is False and c.sdpo.loss_norm == "token"
+    assert c.stop_at_answer is False and SolveConfig().stop_at_answer is True  # runs before it sampled to the end
     assert SolveConfig.from_dict(config.complete_saved({})).method == "sdpo"
+    # a bench plan of then: its runs keep their settings' meaning too
+    from sdpo_discover.bench import Plan
+
+    run = {"id": "p/sdpo/seed-0", "problem": "p", "method": "sdpo", "seed": 0,
+           "settings": {k: v for k, v in SolveConfig().to_json().items() if k != "stop_at_answer"}}
+    plan = Plan.from_json({"problems": [], "methods": ["sdpo"], "seeds": [0], "budget": 16, "pool": 16, "runs": [run]})
+    assert plan.runs[0].config.stop_at_answer is False
 
 
 def test_cli_bad_method_input(tiny_dir: Path, tmp_path: Path) -> None:

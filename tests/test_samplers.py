@@ -744,3 +744,145 @@ def test_vllm_start_timeout_kills_the_worker_group(
     assert proc.poll() is not None
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# stop_at_answer: a sample ends where its answer does (prompts.answer_end)
+# --------------------------------------------------------------------------------------------------
+
+STUB_THEN_CODE = "```python\n# YOUR CODE HERE\n```\n\n```python\nprint(1)\n```\nThis prints 1, as asked.\n"
+ANSWER = "```python\n# YOUR CODE HERE\n```\n\n```python\nprint(1)\n```\n"  # where it must end
+
+
+def test_answer_end_is_the_close_of_the_first_python_block_with_code() -> None:
+    from sdpo_discover.prompts import answer_end
+
+    assert answer_end(STUB_THEN_CODE) == len(ANSWER)
+    assert answer_end("```python\nprint(1)\n```") is None  # the closing line has not ended yet
+    assert answer_end("```python\nprint(1)\n```\n") == len("```python\nprint(1)\n```\n")
+    assert answer_end("```python\nprint(1)\n```py") is None  # an opening fence being written
+    text = "```text\nnot python\n```\n```py\nx = 1\n```\nmore"  # a non-Python block first
+    assert answer_end(text) == text.index("more")
+    assert answer_end("```python\n\n```\n") is None  # an empty block: no answer
+    assert answer_end("Here it is:\n  ```python\n  print(2)\n  ```\nbye") == len("Here it is:\n  ```python\n  print(2)\n  ```\n")
+    # what it keeps is what the grader grades: the same code as from the whole response
+    from sdpo_discover.sandbox.grading import extract_code
+
+    assert extract_code(STUB_THEN_CODE[: answer_end(STUB_THEN_CODE)]) == extract_code(STUB_THEN_CODE)
+
+
+def _scripted(model: Any, tokenizer: Any, scripts: list[str], eos: int = 1) -> None:
+    """Make `model` emit scripts[row] token by token (then eos), whatever it is asked: every forward call's last
+    logits are -inf except the scripted token's (the sampled tokens are then known exactly)."""
+    rows = [tokenizer(s, add_special_tokens=False)["input_ids"] + [eos] for s in scripts]
+    calls = {"n": 0}
+    original = model.forward
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        if kwargs["input_ids"].shape[1] > 1:  # the prompt's forward: a new generate call
+            calls["n"] = 0
+        k = calls["n"]
+        calls["n"] += 1
+        logits = torch.full_like(out.logits[:, -1, :], -1e4)  # (B, V)
+        for r in range(logits.shape[0]):
+            ids = rows[r]
+            logits[r, ids[min(k, len(ids) - 1)]] = 0.0
+        out.logits[:, -1, :] = logits
+        return out
+
+    model.forward = forward
+
+
+@pytest.mark.parametrize("stop", [True, False], ids=["stop_at_answer", "whole"])
+def test_hf_stops_at_the_answer_with_exactly_the_tokens_sampled(stop: bool) -> None:
+    tok = make_tokenizer()
+    model = make_model()
+    _scripted(model, tok, [STUB_THEN_CODE, "no code at all"])
+    hf = HFSampler(model, tok, batch_size=2)
+    params = SamplingParams(max_new_tokens=120, temperature=1.0, stop_at_answer=stop)
+    a, b = hf.generate([[5, 6, 7]] * 2, params, seed=0)
+    want = ANSWER if stop else STUB_THEN_CODE
+    assert a.text == want and not a.truncated
+    ids = tok(want, add_special_tokens=False)["input_ids"]
+    assert a.token_ids == (ids if stop else ids + [1])  # stopped at the answer: no eos was sampled
+    assert len(a.logprobs) == len(a.token_ids) and all(lp == pytest.approx(0.0, abs=1e-6) for lp in a.logprobs)
+    assert b.text == "no code at all" and b.token_ids[-1] == 1 and not b.truncated  # ended by eos, as before
+    short = hf.generate([[5, 6, 7]], SamplingParams(max_new_tokens=20, temperature=1.0, stop_at_answer=stop), seed=0)
+    assert short[0].truncated and len(short[0].token_ids) == 20
+
+
+FAKE_STOP_WORKER = r"""
+import json, os, sys
+SCRIPT = os.environ["FAKE_SCRIPT"]
+log = open(os.environ["FAKE_WORKER_OPS"], "a")
+def answer(obj):
+    sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
+for line in sys.stdin:
+    req = json.loads(line)
+    log.write(json.dumps(req) + "\n"); log.flush()
+    if req["op"] == "init":
+        answer({"id": req["id"], "ok": True, "start_s": 0.0, "platform": "cpu", "vllm_version": "fake",
+                "stop_token_ids": [1], "sleep_mode": False, "sleep_why": "fake"})
+    elif req["op"] == "generate":
+        out = []
+        for prompt, m in zip(req["prompts"], req["max_tokens"]):
+            done = len(prompt) - 1  # a prompt of one token, then what was sampled so far: one token per character
+            rest, reason, finish = SCRIPT[done:], None, "stop"
+            for s in req.get("stop") or []:
+                if s in rest:
+                    rest, reason = rest[: rest.index(s) + len(s)], s
+            if len(rest) > m:
+                rest, reason, finish = rest[:m], None, "length"
+            ids = [ord(c) for c in rest] + ([1] if finish == "stop" and reason is None else [])
+            out.append({"text": rest, "token_ids": ids, "finish_reason": finish, "logprobs": [-0.5] * len(ids),
+                        "stop_reason": reason})
+        answer({"id": req["id"], "ok": True, "seconds": 0.0, "completions": out})
+    elif req["op"] == "shutdown":
+        answer({"id": req["id"], "ok": True})
+        break
+"""
+
+
+def test_vllm_stops_at_a_closing_fence_and_continues_a_sample_whose_block_held_no_code(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sdpo_discover.samplers import sequence_seed
+
+    venv = conftest.fake_vllm_venv(tmp_path, monkeypatch, FAKE_STOP_WORKER)
+    ops = tmp_path / "ops.jsonl"
+    monkeypatch.setenv("FAKE_WORKER_OPS", str(ops))
+    monkeypatch.setenv("FAKE_SCRIPT", STUB_THEN_CODE)
+    with VLLMSampler(tmp_path / "model", venv=venv) as s:
+        got = s.generate([[0], [0]], SamplingParams(max_new_tokens=200, stop_at_answer=True), seed=3)
+        gens = [json.loads(x) for x in ops.read_text().splitlines() if json.loads(x)["op"] == "generate"]
+        for c in got:  # round 1 stopped at the stub's fence; round 2 from the prompt plus those tokens
+            assert c.text == ANSWER and c.token_ids == [ord(ch) for ch in ANSWER] and not c.truncated
+            assert len(c.logprobs) == len(c.token_ids)
+        assert len(gens) == 2 and gens[0]["stop"] == ["\n```\n"]
+        first = "```python\n# YOUR CODE HERE\n```\n"
+        assert gens[1]["prompts"] == [[0] + [ord(ch) for ch in first]] * 2
+        assert gens[0]["seeds"] == [sequence_seed(3, 0), sequence_seed(3, 1)]  # as without stop_at_answer
+        assert gens[1]["seeds"] != gens[0]["seeds"] and gens[1]["max_tokens"] == [200 - len(first)] * 2
+        whole = s.generate([[0]], SamplingParams(max_new_tokens=200), seed=3)[0]
+        assert whole.text == STUB_THEN_CODE and whole.token_ids[-1] == 1
+        cut = s.generate([[0]], SamplingParams(max_new_tokens=40, stop_at_answer=True), seed=3)[0]
+        assert cut.truncated and len(cut.token_ids) == 40  # the budget runs out in the second round
+
+
+@pytest.mark.vllm
+def test_vllm_stop_at_answer_end_to_end(vllm_sampler: VLLMSampler, tiny: Tiny, tmp_path: Path) -> None:
+    """The real engine, with an adapter trained to write the stub block, then code, then an explanation: with
+    stop_at_answer the sample is the answer and nothing after it, in two rounds (the stub's fence stops the
+    first), with exactly the tokens sampled; without it, the whole text."""
+    script, answer = "```py\n#\n```\n```py\n1\n```\nhi\n", "```py\n#\n```\n```py\n1\n```\n"  # short: learnt fast
+    ids = tiny.tokenizer(script).input_ids + [tiny.tokenizer.eos_token_id]
+    train_adapter(tiny.dir, tiny.prompt_ids, ids, tmp_path / "adapter-answer")
+    s = vllm_sampler
+    s.load_adapter(tmp_path / "adapter-answer", 1, run="stop-at-answer")
+    whole = s.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=60), seed=0)
+    assert [c.text for c in whole] == [script] * 2
+    got = s.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=60, stop_at_answer=True), seed=0)
+    for c in got:
+        assert c.text == answer and c.token_ids == tiny.tokenizer(answer).input_ids and not c.truncated
+        assert len(c.logprobs) == len(c.token_ids)
+    s.load_adapter(None, 2, run="stop-at-answer")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import time
 from collections.abc import Iterable
@@ -10,11 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..problems import Problem
+from ..prompts import FENCE as _FENCE
+from ..prompts import PY_TAGS as _PY_TAGS
 from .base import Executor, RunOutcome, RunRequest, SandboxError, wall_limit_s
-from .verdicts import AttemptResult, AttemptStatus, TestVerdict, Verdict, functional_matches, stdout_matches
-
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+.-]*)[ \t]*$", re.MULTILINE)
-_PY_TAGS = {"", "python", "py", "python3", "py3"}
+from .verdicts import (
+    AttemptResult,
+    AttemptStatus,
+    TestVerdict,
+    Verdict,
+    functional_matches,
+    stdout_matches,
+)
 
 
 def extract_code(response: str) -> tuple[str | None, str | None]:

@@ -2,7 +2,7 @@
 
     python3 problems/cpu-hard/make_problems.py
 
-writes <id>.json (the problem.json format, like problems/sum-two.json) for each of the 19 problems below (12 screened, 7 not yet).
+writes <id>.json (the problem.json format, like problems/sum-two.json) for each of the 24 problems below (12 with a recorded pass rate, 12 of rounds 2 and 3 not yet recorded).
 
 Each problem is an easy task with one twist that a small model often misses. Only the statements and
 test inputs are written here. Every expected output is computed by running the problem's reference
@@ -661,6 +661,184 @@ Constraints
 
 
 # ------------------------------------------------------------------------------------------------
+# Third round (not yet screened): 3 milder harder variants of the problems above the band (round 2's
+# bigger twists took find-positions and leaderboard to 0/64) and 2 new easy problems like the ones in
+# the band (one twist each).
+
+# 20 ---------------------------------------------------------------------------------------------
+_r = random.Random(1220)
+PROBLEMS.append({
+    "id": "find-positions-count",
+    "title": "Count and find all positions",
+    "twist": "As find-positions (1-based positions, NONE when x does not occur), but the count comes first on its own "
+             "line, and 0 then NONE when x does not occur.",
+    "statement": """You are given a list of n integers and an integer x. On the first line print how many times x
+occurs in the list. On the second line print every position at which x occurs, in increasing order.
+Positions are numbered from 1 (the first element is at position 1). If x does not occur, the first line
+is 0 and the second line is the word NONE.
+
+Input
+The first line contains n. The second line contains the n integers. The third line contains x.
+
+Output
+Two lines: the number of occurrences, then the positions separated by single spaces (or the word NONE).
+
+Constraints
+1 <= n <= 10^5
+-10^9 <= a_i, x <= 10^9
+""",
+    "public": ["5\n4 2 4 3 4\n4\n", "3\n1 2 3\n7\n", "1\n-5\n-5\n", "4\n0 0 0 0\n0\n", "6\n-1 1 -1 1 -1 1\n1\n",
+               "2\n1000000000 -1000000000\n-1000000000\n"],
+    "hidden": ["7\n5 3 5 3 5 3 5\n4\n", f"2000\n{ints(_r, 2000, 0, 9)}\n7\n"],
+    "naive": [
+        "n=int(input())\na=input().split()\nx=input().strip()\np=[str(i+1) for i,v in enumerate(a) if v==x]\n"
+        "print(' '.join(p) if p else 'NONE')\n",
+        "n=int(input())\na=input().split()\nx=input().strip()\np=[str(i) for i,v in enumerate(a) if v==x]\n"
+        "print(len(p))\nprint(' '.join(p) if p else 'NONE')\n",
+        "n=int(input())\na=input().split()\nx=input().strip()\np=[str(i+1) for i,v in enumerate(a) if v==x]\n"
+        "print(len(p))\nif p: print(' '.join(p))\n",
+    ],
+})
+
+# 21 ---------------------------------------------------------------------------------------------
+_r = random.Random(1221)
+_names3 = sorted({"".join(_r.choice("abcdefghij") for _ in range(_r.randint(2, 6))) for _ in range(150)})[:100]
+_r.shuffle(_names3)
+PROBLEMS.append({
+    "id": "leaderboard-ties-desc",
+    "title": "Leaderboard, ties in reverse alphabetical order",
+    "twist": "As leaderboard, but equal scores are ordered by name Z-A (reverse alphabetical): the usual key "
+             "(-score, name) puts them A-Z, a stable sort by score keeps input order.",
+    "statement": """You are given the scores of n players. Print the leaderboard: the players ordered by score from
+highest to lowest. Players with equal scores are ordered by name in REVERSE alphabetical order (from Z to
+A): for equal scores, zed comes before kim, and kim before amy.
+
+Input
+The first line contains n. Each of the next n lines contains a player's name and score, separated by a
+space. Names are distinct and made of lowercase English letters.
+
+Output
+n lines, each with a name and its score separated by a space, in leaderboard order.
+
+Constraints
+1 <= n <= 1000
+0 <= score <= 1000
+""",
+    "public": ["3\nann 5\nbob 9\ncid 7\n", "3\namy 4\nzed 4\nkim 4\n", "1\nsolo 0\n", "4\nd 10\nc 20\nb 10\na 20\n",
+               "2\nmax 1000\nmin 0\n", "3\nbb 2\nb 2\nbba 2\n"],
+    "hidden": ["5\nabe 3\ndan 3\nbea 8\ncal 3\neve 1\n",
+               f"{len(_names3)}\n" + "".join(f"{nm} {_r.randint(0, 15)}\n" for nm in _names3)],
+    "naive": [
+        "n=int(input())\nr=[input().split() for _ in range(n)]\nr.sort(key=lambda x:(-int(x[1]),x[0]))\n"
+        "for a,b in r: print(a,b)\n",
+        "n=int(input())\nr=[input().split() for _ in range(n)]\nr.sort(key=lambda x:-int(x[1]))\n"
+        "for a,b in r: print(a,b)\n",
+    ],
+})
+
+# 22 ---------------------------------------------------------------------------------------------
+_r = random.Random(1222)
+_ks3 = [_r.randint(2**54, 10**18) for _ in range(3)]
+_ns_hidden = [k * k for k in _ks3] + [_ks3[0] ** 2 - 1, _ks3[1] ** 2 + 1, 10**36, 17]
+_ns_mix = []
+for _ in range(300):
+    k = _r.choice([_r.randint(0, 1000), _r.randint(10**8, 10**9), _r.randint(2**53, 10**18)])
+    _ns_mix.append(max(0, k * k + _r.choice([0, 0, 1, -1, 2])) if k > 1 else k)
+PROBLEMS.append({
+    "id": "next-square",
+    "title": "Next perfect square",
+    "twist": "As square-check (N up to 10^36, so float square roots are inexact; needs math.isqrt), but print the "
+             "smallest perfect square >= N: N itself when N is a square, else (isqrt(N) + 1)^2.",
+    "statement": """For each of T integers N, print the smallest perfect square that is greater than or equal to N
+(a perfect square is k * k for some integer k >= 0). If N is itself a perfect square, print N. Note that
+N can be as large as 10^36.
+
+Input
+The first line contains T. Each of the next T lines contains one integer N.
+
+Output
+T lines: the smallest perfect square >= N, for each N in input order.
+
+Constraints
+1 <= T <= 1000
+0 <= N <= 10^36
+""",
+    "public": ["5\n16\n15\n0\n2\n1\n",
+               f"3\n{(10**18 - 1) ** 2}\n{(10**18 - 1) ** 2 + 1}\n{10**36}\n",
+               "5\n3\n4\n5\n99\n100\n",
+               f"2\n{(10**9 + 7) ** 2}\n{(10**9 + 7) ** 2 - 1}\n",
+               f"2\n{10**36 - 1}\n{123456789123456789 ** 2}\n",
+               f"3\n{(2**59 + 1) ** 2}\n{(2**59 + 1) ** 2 + 1}\n{(2**59 + 1) ** 2 - 1}\n"],
+    "hidden": [f"{len(_ns_hidden)}\n" + "".join(f"{x}\n" for x in _ns_hidden),
+               f"{len(_ns_mix)}\n" + "".join(f"{x}\n" for x in _ns_mix)],
+    "naive": [
+        "import math\nfor _ in range(int(input())):\n    n=int(input())\n    r=math.ceil(math.sqrt(n))\n    print(r*r)\n",
+        "import math\nfor _ in range(int(input())):\n    n=int(input())\n    print((math.isqrt(n)+1)**2)\n",
+        "import math\nfor _ in range(int(input())):\n    n=int(input())\n    print(math.isqrt(n)**2)\n",
+    ],
+})
+
+# 23 ---------------------------------------------------------------------------------------------
+_r = random.Random(1223)
+_fr = _r.sample(WORDS[:34], 30)
+_fr_big = _fr + [_fr[17], _fr[3], _fr[9]]
+PROBLEMS.append({
+    "id": "first-repeat",
+    "title": "First repeated word",
+    "twist": "The answer is the word whose SECOND occurrence comes first (scan with a set of words seen so far); "
+             "the first word that occurs twice anywhere is wrong for a b b a (b, not a).",
+    "statement": """You are given a line of words. Read the words from left to right and print the first word that
+you have already seen before, that is, the word whose second occurrence comes earliest in the line. For
+a b b a the answer is b (its second occurrence is the 3rd word, before the second a). If no word occurs
+twice, print NONE.
+
+Input
+One line of words made of lowercase English letters, separated by single spaces. There is at least one
+word.
+
+Output
+The first repeated word as defined above, or the word NONE.
+
+Constraints
+At most 1000 words, each of 1 to 20 letters.
+""",
+    "public": ["red blue green blue red\n", "cat dog cat\n", "one two three\n", "x\n", "a b b a\n", "z z\n"],
+    "hidden": ["sun moon star moon sun star\n", " ".join(_fr_big) + "\n"],
+    "naive": [
+        "w=input().split()\nprint(next((x for x in w if w.count(x)>1),'NONE'))\n",
+        "w=input().split()\nfor i in range(1,len(w)):\n    if w[i]==w[i-1]:\n        print(w[i])\n        break\n"
+        "else:\n    print('NONE')\n",
+    ],
+})
+
+# 24 ---------------------------------------------------------------------------------------------
+_r = random.Random(1224)
+_oc = "".join(_r.choice("ab") for _ in range(5000))
+PROBLEMS.append({
+    "id": "overlap-count",
+    "title": "Count occurrences, overlaps included",
+    "twist": "Overlapping occurrences count (aaaa holds aa 3 times): str.count counts non-overlapping ones only.",
+    "statement": """You are given a text and a pattern. Print how many times the pattern occurs in the text.
+Occurrences may overlap, and every one of them counts: in aaaa the pattern aa occurs 3 times (starting
+at the 1st, 2nd and 3rd letter).
+
+Input
+The first line contains the text. The second line contains the pattern. Both are made of lowercase
+English letters.
+
+Output
+One integer: the number of occurrences of the pattern in the text.
+
+Constraints
+1 <= length of the text <= 10^4
+1 <= length of the pattern <= 10
+""",
+    "public": ["abababa\naba\n", "hello\nxyz\n", "aaaa\naa\n", "abc\nabc\n", "abcabc\nc\n", "ab\nabc\n"],
+    "hidden": ["banana\nana\n", f"{_oc}\nabab\n"],
+    "naive": ["t=input().strip()\np=input().strip()\nprint(t.count(p))\n"],
+})
+
+# ------------------------------------------------------------------------------------------------
 
 
 def build(spec: dict) -> dict:
@@ -698,7 +876,7 @@ def build(spec: dict) -> dict:
 
 def main() -> None:
     ids = [s["id"] for s in PROBLEMS]
-    assert len(ids) == len(set(ids)) == 19, ids
+    assert len(ids) == len(set(ids)) == 24, ids
     for spec in PROBLEMS:
         d = build(spec)
         path = HERE / f"{d['id']}.json"

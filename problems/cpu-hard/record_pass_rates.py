@@ -3,6 +3,7 @@
 
     sdpo-discover bench problems/cpu-hard/ --methods best-of-k --pool 64 --budget 64 --out SCREEN
     python3 problems/cpu-hard/record_pass_rates.py SCREEN
+    python3 problems/cpu-hard/record_pass_rates.py --table SCREEN [SCREEN...]   # bench/README.md's table
 
 metadata.base_pass_rate = {passed, samples, rate, settings (model, its fingerprint, sampler, dtype, temperature,
 top-p, top-k, max_new_tokens, thinking), measured (the pool's date), command}. make_problems.py keeps it when it
@@ -18,7 +19,31 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def table(screens: list[Path]) -> None:
+    """The screening table of bench/README.md: one row per pool of the given screening benches."""
+    print("| problem | passed | rate | in 1/64–1/8 | no code | mean tokens | generation s/attempt | grading s/attempt |")
+    print("|---|---:|---:|:---:|---:|---:|---:|---:|")
+    for screen in screens:
+        for folder in sorted((screen / "runs").glob("*/best-of-k/pool")):
+            lines = (folder / "attempts.jsonl").read_text().splitlines() if (folder / "summary.json").is_file() else []
+            a = [json.loads(x) for x in lines if x.strip()]
+            if not a:
+                continue
+            passed, n = sum(x["status"] == "passed" for x in a), len(a)
+            band = "yes" if 1 / 64 <= passed / n <= 1 / 8 else ("above" if passed / n > 1 / 8 else "no (0)")
+            # no code: a block of comments only (the echoed `# YOUR CODE HERE` stub), or none at all
+            stubs = sum(1 for x in a if not any(ln.strip() and not ln.strip().startswith("#")
+                                                for ln in (x.get("code") or "").splitlines()))
+            steps = [json.loads(x) for x in (folder / "steps.jsonl").read_text().splitlines() if x.strip()]
+            print(f"| `{folder.parts[-3]}` | {passed}/{n} | {100 * passed / n:.1f}% | {band} | {stubs} | "
+                  f"{sum(x['n_tokens'] for x in a) / n:.0f} | {sum(x['generate_s'] for x in steps) / n:.1f} | "
+                  f"{sum(x['execute_s'] for x in steps) / n:.2f} |")
+
+
 def main() -> None:
+    if sys.argv[1] == "--table":
+        table([Path(x) for x in sys.argv[2:]])
+        return
     screen = Path(sys.argv[1])
     plan = json.loads((screen / "plan.json").read_text())
     for run in plan["runs"]:

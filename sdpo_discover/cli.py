@@ -630,7 +630,7 @@ def bench(
         plan = prepare(out_dir, problems or [], methods=parse_methods(methods) if methods else None,
                        seeds=parse_seeds(seeds) if seeds else None, budget=budget, pool=pool, flags=flags,
                        config_file=config_file, assignments=settings, resume=resume, command=sys.argv[1:])
-        if plan.sampler_choice and not resume:
+        if plan.sampler_choice and not resume and (not quiet or config.is_fallback(plan.sampler_choice)):
             err.print(f"[dim]{escape(plan.sampler_choice)}[/]", highlight=False)
         if pools_from is not None:
             copied = import_pools(BenchDir(out_dir), plan, pools_from)

@@ -387,6 +387,12 @@ def resolve_sampler(cfg: SolveConfig) -> str | None:
     return f"sampler: {cfg.sampler} (auto: {why})"
 
 
+def is_fallback(choice: str) -> bool:
+    """Whether resolve_sampler's line reports a fallback: auto took hf because vLLM is not installed for this
+    device (not because $SDPO_DISCOVER_SAMPLER asked for it)."""
+    return choice.startswith("sampler: hf") and "$SDPO_DISCOVER_SAMPLER" not in choice
+
+
 def default_of(cls: type, name: str) -> Any:
     """A field's default, for help texts that show it (never retyped)."""
     f = next(f for f in fields(cls) if f.name == name)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .config import ConfigError, SolveConfig, resolve_sampler
+from .config import ConfigError, SolveConfig, is_fallback, resolve_sampler
 from .feedback import render_feedback
 from .problems import Problem
 from .sandbox.verdicts import AttemptResult, AttemptStatus
@@ -168,14 +168,16 @@ class Solver:
         config.validate()
         if resume:
             self.rd.check_resumable(problem)
+            if config.sampler == "auto":  # the sampler the run chose when it started, not a new choice
+                config.sampler = self.rd.settings().get("sampler", "hf")
         elif problem is None:
             raise RunDirError("no problem given")
         else:
             if config.sampler == "auto" and model is not None:
                 config.sampler = "hf"  # a model object given: sampled where it is
             choice = resolve_sampler(config)  # `auto` made concrete: config.json records which, and why
-            if choice:
-                on_event("notice", {"message": choice})
+            if choice:  # a fallback (auto found no vLLM for this device) is said even under --quiet
+                on_event("notice", {"message": choice, "fallback": is_fallback(choice)})
             self.rd.create(problem, config, sampler_choice=choice or "")
         self.problem = self.rd.load_problem()
         self.judge, self._own_judge = judge, judge is None
@@ -217,6 +219,8 @@ class Solver:
             pass  # shared (bench): a vLLM engine serving several runs, each its own LoRA requests
         elif cfg.sampler == "hf":
             self.sampler = HFSampler(self.model, tok, batch_size=cfg.gen_batch_size)
+        elif cfg.sampler != "vllm":
+            raise ConfigError(f"sampler {cfg.sampler!r} was not resolved to hf or vllm")  # a bug, never user input
         else:
             from .samplers import VLLMSampler
 

@@ -78,8 +78,9 @@ class LiveView:
     def _on_warning(self, p: dict[str, Any]) -> None:
         self.err.print(f"[yellow]Warning:[/] {escape(p['message'])}", highlight=False)
 
-    def _on_notice(self, p: dict[str, Any]) -> None:  # one line worth seeing in every mode (the sampler chosen)
-        self.err.print(f"[dim]{escape(p['message'])}[/]", highlight=False)
+    def _on_notice(self, p: dict[str, Any]) -> None:  # the sampler chosen: always said when it is a fallback
+        if self.mode == "rich" or p.get("fallback"):
+            self.err.print(f"[dim]{escape(p['message'])}[/]", highlight=False)
 
     def _on_start(self, p: dict[str, Any]) -> None:
         cfg, prob = p["config"], p["problem"]
@@ -248,8 +249,9 @@ class BenchView:
     def _on_warning(self, p: dict[str, Any]) -> None:
         self.err.print(f"[yellow]Warning:[/] {escape(p['message'])}", highlight=False)
 
-    def _on_notice(self, p: dict[str, Any]) -> None:  # one line worth seeing in every mode (the sampler chosen)
-        self.err.print(f"[dim]{escape(p['message'])}[/]", highlight=False)
+    def _on_notice(self, p: dict[str, Any]) -> None:  # the sampler chosen: always said when it is a fallback
+        if not self.quiet or p.get("fallback"):
+            self.err.print(f"[dim]{escape(p['message'])}[/]", highlight=False)
 
     def _on_bench_start(self, p: dict[str, Any]) -> None:
         plan = p["plan"]

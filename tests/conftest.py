@@ -8,13 +8,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-# Before anything loads torch (and MKL), in this process and in every command the tests start (they inherit
-# the environment): MKL's conditional numerical reproducibility. Without it a matrix product may round
-# differently from one process to the next (MKL picks its code path at run time). That is the suspected cause
-# of a rare flake (2 of 6 CI runs, SDPO cases only) of the kill-and-resume tests, which compare a resumed run
-# with an uninterrupted one token for token: one sampled token of the tiny random model differed after the
-# resumed process's update. The tests' models are tiny: the slower path costs nothing measurable.
-os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
 # `--sampler auto` (the default) picks vLLM wherever its venv is installed, as in CI: the tests that do not ask for
 # a sampler mean the in-process one (their references are computed with it), so auto picks hf for them. The tests
 # of auto itself unset this.

@@ -239,7 +239,7 @@ def test_settings_parse_and_validate() -> None:
         SolveConfig.from_dict({"sdpo": {"alpha": 3}})
     with pytest.raises(ConfigError, match=r"'multi_turn.template' = 'chat': must be one of feedback_only, "):
         SolveConfig.from_dict({"multi_turn": {"template": "chat"}})
-    for key, value, msg in (("budget", 0, "must be an integer >= 1"), ("sampler", "tgi", "must be one of hf, vllm"),
+    for key, value, msg in (("budget", 0, "must be an integer >= 1"), ("sampler", "tgi", "must be one of auto, hf, vllm"),
                             ("temperature", 0, "must be > 0"),
                             ("method", "grpo", "must be one of sdpo, best-of-k, multi-turn")):
         with pytest.raises(ConfigError, match=f"'{key}' = {value!r}: {msg}"):

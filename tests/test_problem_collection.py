@@ -49,13 +49,16 @@ def test_livecodebench_references_pass(local_executor: Executor) -> None:
 
 def test_cpu_hard_suite_shape() -> None:
     problems = load_problems(CPU_HARD)  # the folder, as bench/discovery_cpu.sh loads it
-    assert sorted(p.id for p in problems) == CPU_HARD_IDS and len(CPU_HARD_IDS) == 12
+    assert sorted(p.id for p in problems) == CPU_HARD_IDS and len(CPU_HARD_IDS) == 24  # three screening rounds
     assert not set(CPU_HARD_IDS) & set(IDS)
     for p in problems:
         assert (p.test_type, p.difficulty, p.time_limit_s, p.memory_limit_mb) == ("stdin", "easy", 2.0, 256), p.id
         assert p.metadata["suite"] == "cpu-hard" and p.metadata["twist"].strip(), p.id
         assert 7 <= len(p.tests) <= 8 and sum(t.hidden for t in p.tests) == 2, p.id
         assert (CPU_HARD / "reference" / f"{p.id}.py").is_file(), p.id
+        rate = p.metadata["base_pass_rate"]  # measured with the product's own pool, its settings beside it
+        assert rate["samples"] >= 64 and rate["rate"] == round(rate["passed"] / rate["samples"], 4), p.id
+        assert rate["settings"]["model"] == "qwen2.5-coder-0.5b" and rate["settings"]["fingerprint"], p.id
 
 
 @pytest.mark.parametrize("pid", CPU_HARD_IDS)

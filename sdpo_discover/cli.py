@@ -567,7 +567,8 @@ def bench(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help=_h("batch_size"), show_default=False)] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="A TOML file of settings, as for solve; [sdpo] applies to the sdpo runs, [multi_turn] to the multi-turn runs.", show_default=False)] = None,
     settings: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, repeatable, as for solve (method, seed and budget are the bench's own options).", show_default=False)] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Runs at once on this machine, each worker process with its own model (one per device; on a CPU-only machine 1 is fastest).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="Runs at once on this machine. With the vllm sampler they share one engine (each run's adapter versions are its own LoRA requests, and their batches are sampled together); otherwise each worker is a process with its own model (one per device; on a CPU-only machine with the hf sampler 1 is fastest).")] = 1,
+    shared_engine: Annotated[bool, typer.Option("--shared-engine/--engine-per-worker", help="With --workers and the vllm sampler: one engine for all (threads of one process), or one process and engine per worker.")] = True,
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Run on a Ray cluster: its address (host:port) or auto. Each run is a task asking for --set ray.num_cpus=N (default 1) and ray.num_gpus=N (default 0); the bench directory must be on a filesystem every node sees.", show_default=False)] = None,
     pools_from: Annotated[Path | None, typer.Option("--pools-from", help="Reuse the best-of-k pools of another bench directory (e.g. `lcb screen`'s) sampled with the same settings; a smaller pool there is continued to --pool here.", show_default=False)] = None,
     runs_from: Annotated[list[Path] | None, typer.Option("--runs-from", help="Reuse every finished run of another bench directory (repeatable) with the same problem and exactly the same settings (seed and budget included), and its best-of-k pools as --pools-from does: e.g. to grow a bench by problems.", show_default=False)] = None,
@@ -650,7 +651,7 @@ def bench(
     try:
         with _saved_on_failure("bench", f"sdpo-discover bench --resume --out {out_dir}"):
             stopped = dispatch(BenchDir(out_dir), plan, workers=workers, ray_address=ray_address,
-                               ray_resources=ray_resources, on_event=view,
+                               ray_resources=ray_resources, on_event=view, shared_engine=shared_engine,
                                progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False) if not quiet else None)
     except RayUnavailable as e:
         fail(str(e), EXIT_SANDBOX)

@@ -251,11 +251,13 @@ class Solver:
 
         params = SamplingParams(max_new_tokens=self.cfg.max_new_tokens, temperature=float(self.temperature),
                                 top_p=float(self.top_p), top_k=self.cfg.top_k, stop_at_answer=self.cfg.stop_at_answer)
+        run: dict[str, str] = {}
         if self.cfg.sampler == "vllm":  # a new LoRA request per adapter version; the engine keeps running
             # keyed by the run directory's full path: runs sharing an engine each number their versions from 0
-            self.sampler.load_adapter(self.method.adapter(), self.method.version, run=str(self.rd.path.resolve()))
+            run = {"run": str(self.rd.path.resolve())}
+            self.sampler.load_adapter(self.method.adapter(), self.method.version, **run)
         t0 = time.monotonic()
-        comps = self.sampler.generate([t.ids for t in turns], params, seed=sampling_seed(self.cfg.seed, step))
+        comps = self.sampler.generate([t.ids for t in turns], params, seed=sampling_seed(self.cfg.seed, step), **run)
         gen_s = time.monotonic() - t0
         batch = [{"text": c.text, "token_ids": list(c.token_ids), "truncated": bool(c.truncated)} for c in comps]
         rewrite_jsonl(path, [{"step": step, "n": n, "generate_s": gen_s}, *batch])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,11 @@ from typing import Any, Protocol
 from .config import ConfigError, SolveConfig
 from .prompts import Prompts
 from .store import Attempt, RunDir, fsync_dir
+
+# torch's random state is the process's: runs in threads of one process (a bench sharing one vLLM engine) take
+# turns at seeding it, so that each fresh adapter's init depends on its own run's seed only. (Nothing else in
+# an update draws random numbers while lora_dropout is 0, the default.)
+_RNG_LOCK = threading.Lock()
 
 
 @dataclass
@@ -124,7 +130,7 @@ class SDPOMethod:
         from .sdpo import SDPOLearner, attach_lora
 
         self.p, self.cfg, self.rd = prompts, cfg, rd
-        with torch.random.fork_rng():  # the fresh adapter's init is part of the run's seed
+        with _RNG_LOCK, torch.random.fork_rng():  # the fresh adapter's init is part of the run's seed
             torch.manual_seed(cfg.seed)
             self.model = attach_lora(model, cfg.sdpo)
         self.learner = SDPOLearner(self.model, cfg.sdpo, pad_id=pad_id)

@@ -227,8 +227,9 @@ def write_plot(run_dir: Path, attempts: Sequence[Attempt], budget: int, title: s
 
 
 class BenchView:
-    """The live view of `bench`: runs done / total with an ETA, the current run's attempts, a line per finished
-    run; plain lines without a terminal. Consumes bench.run_bench's events (and each run's, forwarded)."""
+    """The live view of `bench`: runs done / total with an ETA, each running run's attempts (several at once with
+    --workers), a line per finished run; plain lines without a terminal. Consumes bench.run_bench's events (and
+    each run's, forwarded with its run)."""
 
     def __init__(self, quiet: bool = False, console: Console | None = None, err: Console | None = None) -> None:
         self.quiet = quiet
@@ -236,8 +237,8 @@ class BenchView:
         self.err = err or Console(stderr=True)
         self.progress: Progress | None = None
         self.runs_task: Any = None
-        self.run_task: Any = None
-        self.t_run = time.monotonic()
+        self.run_tasks: dict[str, Any] = {}  # run id -> its progress bar, while it runs
+        self.t_run: dict[str, float] = {}
 
     def __call__(self, kind: str, payload: dict[str, Any]) -> None:
         getattr(self, f"_on_{kind}", lambda p: None)(payload)
@@ -264,31 +265,37 @@ class BenchView:
                                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.out,
                                      transient=True)
             self.runs_task = self.progress.add_task("runs", total=p["total"], completed=done)
-            self.run_task = self.progress.add_task("", total=1, visible=False)
             self.progress.start()
 
     def _on_run_start(self, p: dict[str, Any]) -> None:
         run = p["run"]
-        self.t_run = time.monotonic()
+        self.t_run[run.id] = time.monotonic()
         budget = run.settings["budget"]
         if self.progress is not None:
-            self.progress.update(self.run_task, description=f"  {run.id} attempts", total=budget, completed=0,
-                                 visible=True)
+            self.run_tasks[run.id] = self.progress.add_task(f"  {run.id} attempts", total=budget, completed=0)
         elif not self.quiet:
             self._print(f"[dim]run {p['index'] + 1}/{p['total']}: {escape(run.id)}"
                         + (" (resumed)" if p["resumed"] else "") + "[/]")
 
+    def _task(self, p: dict[str, Any]) -> Any:
+        run = p.get("run")
+        return None if self.progress is None or run is None else self.run_tasks.get(run.id)
+
     def _on_start(self, p: dict[str, Any]) -> None:
-        if self.progress is not None:
-            self.progress.update(self.run_task, completed=len(p["attempts"]))
+        if (task := self._task(p)) is not None:
+            self.progress.update(task, completed=len(p["attempts"]))  # type: ignore[union-attr]
 
     def _on_attempt(self, p: dict[str, Any]) -> None:
-        if self.progress is not None:
-            self.progress.update(self.run_task, advance=1)
+        if (task := self._task(p)) is not None:
+            self.progress.update(task, advance=1)  # type: ignore[union-attr]
 
     def _on_run_done(self, p: dict[str, Any]) -> None:
         s: Summary = p["summary"]
         run = p["run"]
+        task = self.run_tasks.pop(run.id, None)
+        if self.progress is not None and task is not None:
+            self.progress.remove_task(task)
+        t_run = self.t_run.pop(run.id, time.monotonic())
         if s.stopped == "interrupted":
             return
         if self.progress is not None:
@@ -296,7 +303,7 @@ class BenchView:
         what = (f"[green]solved at attempt {s.first_success_index}[/]" if s.solved and run.seed is not None
                 else f"pool of {s.attempts_used}: {'first pass at ' + str(s.first_success_index) if s.solved else 'no pass'}"
                 if run.seed is None else f"not solved in {s.attempts_used}")
-        self._print(f"{escape(run.id)}: {what}  [dim]({_fmt_s(time.monotonic() - self.t_run)})[/]")
+        self._print(f"{escape(run.id)}: {what}  [dim]({_fmt_s(time.monotonic() - t_run)})[/]")
 
     def _on_bench_done(self, p: dict[str, Any]) -> None:
         if self.progress is not None:

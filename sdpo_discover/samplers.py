@@ -212,9 +212,10 @@ class Sampler(ABC):
     adapter_version: int | None = None
 
     @abstractmethod
-    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Completion]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int, run: str = "") -> list[Completion]:
         """One sample per prompt (a list of token ids each), in order: a batch of one prompt is `[ids] * n`,
-        a multi-turn batch one prompt per chain. The same prompts and seed give the same samples."""
+        a multi-turn batch one prompt per chain. The same prompts and seed give the same samples. `run`: whose
+        adapter samples (load_adapter's `run`), for runs sharing a sampler."""
 
     @abstractmethod
     def load_adapter(self, path: str | Path | None, version: int, run: str = "") -> None:
@@ -413,7 +414,7 @@ class HFSampler(Sampler):
             )
 
     # ---- sampling ----------------------------------------------------------------------------
-    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Completion]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int, run: str = "") -> list[Completion]:
         import torch
 
         _check_generate_args(prompts, params, seed)
@@ -585,17 +586,47 @@ def _release_cuda_cache() -> None:
         pass
 
 
-def _read_responses(stream: Any, responses: queue.Queue) -> None:
+class _Mailboxes:
+    """The worker's answers, sorted to the requests waiting for them: requests of several threads (runs sharing
+    the engine) are in flight at once, and the worker answers each as it finishes, in any order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._boxes: dict[int, queue.Queue] = {}
+        self.gone = False  # the worker's stdout reached EOF
+
+    def open(self, rid: int) -> queue.Queue:
+        with self._lock:
+            box = self._boxes[rid] = queue.Queue()
+            if self.gone:
+                box.put(None)
+            return box
+
+    def close(self, rid: int) -> None:
+        with self._lock:
+            self._boxes.pop(rid, None)
+
+    def put(self, resp: dict[str, Any] | None) -> None:
+        with self._lock:
+            if resp is None:
+                self.gone = True
+            rid = None if resp is None else resp.get("id")
+            targets = [self._boxes[rid]] if rid in self._boxes else [] if rid is not None else list(self._boxes.values())
+        for box in targets:  # an answer without an id (EOF, a bad line) is every waiting request's
+            box.put(resp)
+
+
+def _read_responses(stream: Any, mail: _Mailboxes) -> None:
     """Reader thread: one JSON object per line from the worker; None at EOF (the worker is gone)."""
     try:
         for raw in stream:
             try:
-                responses.put(json.loads(raw))
+                mail.put(json.loads(raw))
             except ValueError:
-                responses.put({"id": None, "ok": False, "error": f"bad line from the worker: {raw[:200]!r}"})
+                mail.put({"id": None, "ok": False, "error": f"bad line from the worker: {raw[:200]!r}"})
     except (OSError, ValueError):  # the stream was closed under us by close()
         pass
-    responses.put(None)
+    mail.put(None)
 
 
 def _kill_group(pgid: int) -> None:
@@ -610,11 +641,18 @@ class VLLMSampler(Sampler):
     """vLLM, running in a worker process started from its own virtual environment.
 
     The worker (`vllm_worker.py`, run by file path with the venv's python) owns one engine for the
-    sampler's life: `LLM(model, enable_lora=True, max_lora_rank, max_loras=1, enforce_eager=True,
+    sampler's life: `LLM(model, enable_lora=True, max_lora_rank, max_loras, enforce_eager=True,
     max_model_len, dtype, seed)`; dtype "auto" is bfloat16 on CUDA and on CPUs with native bf16, else
-    float32 (as the HF model). `load_adapter(path, v)` makes the next generate pass
+    float32 (as the HF model). `load_adapter(path, v, run)` makes run's next generate pass
     `LoRARequest(f"{run}-v{v}", id, path)` with an id unique to that folder in this engine (lora_request);
-    nothing is sent until then and the engine is never restarted. The constructor blocks until the engine is up (`start_seconds` says how long it took).
+    nothing is sent until then and the engine is never restarted. The constructor blocks until the engine
+    is up (`start_seconds` says how long it took).
+
+    Sharing (max_loras > 1, `bench --workers W` with the vllm sampler): up to max_loras runs, in threads of
+    one process, call generate at once, each with its own run name and adapter versions; the worker adds
+    each request's sequences to the engine as it arrives, so the runs' sequences are sampled in the same
+    engine steps (continuous batching), each with its own LoRA request. `peak_sequences` records the most
+    sequences the engine held at once. A shared engine never sleeps (another run samples while one updates).
 
     model_dir: a model folder (config.json and weights), or a hub id such as "Qwen/Qwen3-8B", which vLLM
     loads itself from the hub or from the hub's local cache.
@@ -655,6 +693,7 @@ class VLLMSampler(Sampler):
         generate_timeout_s: float = 3600,
         seed: int = 0,
         sleep_mode: bool | None = None,
+        max_loras: int = 1,
     ) -> None:
         from .models import _DTYPES, _looks_like_hub_id, pick_device, resolve_dtype
 
@@ -672,7 +711,7 @@ class VLLMSampler(Sampler):
         # The HF model's rule (bf16 on CUDA and on CPUs with native bf16, else float32): on other CPUs vLLM's bf16
         # ran slower too (SmolLM2: 27 tok/s against 45 in float32).
         self.dtype = resolve_dtype(dtype, pick_device(device) if device == "auto" else device)
-        for name, value in (("max_model_len", max_model_len), ("max_lora_rank", max_lora_rank)):
+        for name, value in (("max_model_len", max_model_len), ("max_lora_rank", max_lora_rank), ("max_loras", max_loras)):
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if not _is_real(kv_cache_gib) or kv_cache_gib <= 0:
@@ -684,10 +723,13 @@ class VLLMSampler(Sampler):
         if not ok:
             raise VLLMUnavailableError(why)
         self.max_lora_rank = max_lora_rank
+        self.max_loras = max_loras  # > 1: runs share this engine (each its own LoRA requests, sampled together)
         self.generate_timeout_s = generate_timeout_s
         self.start_timeout_s = start_timeout_s
         if sleep_mode is None:
             sleep_mode = os.environ.get("SDPO_DISCOVER_VLLM_SLEEP", "1").strip() != "0"
+        # An engine shared by several runs never sleeps: while one run updates, another samples.
+        sleep_mode = bool(sleep_mode) and max_loras == 1
         self.sleep_supported = False
         self.sleep_why = "the engine is not started"
         self.asleep = False
@@ -695,12 +737,13 @@ class VLLMSampler(Sampler):
         self.sleeps = 0  # times the engine went to sleep
         self.sleep_seconds = self.wake_seconds = 0.0  # the worker's time in sleep / wake, all calls together
         self.adapter_version = None
-        self._adapter: tuple[int, Path] | None = None  # (version, folder) sent with the next generate
-        self._adapter_run = ""
+        # per run (runs sharing this engine each have theirs): (version, folder) sent with its next generate
+        self._adapters: dict[str, tuple[int, Path] | None] = {}
         self._versions = _AdapterVersions()
         self._closed = False
         self._failed = False
-        self._busy = False
+        self._busy = 0  # requests in flight
+        self._lock = threading.Lock()  # request ids, the worker's stdin, adapter ids
         self._next_id = 0
 
         log = tempfile.NamedTemporaryFile(prefix="sdpo-vllm-", suffix=".log", delete=False)  # noqa: SIM115
@@ -721,10 +764,10 @@ class VLLMSampler(Sampler):
         )
         log.close()
         self._finalizer = weakref.finalize(self, _kill_group, self._proc.pid)
-        self._responses: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._mail = _Mailboxes()
         # The thread holds no reference to self, so an unclosed sampler can still be collected (and closed).
         self._reader = threading.Thread(
-            target=_read_responses, args=(self._proc.stdout, self._responses), name="vllm-worker-reader", daemon=True
+            target=_read_responses, args=(self._proc.stdout, self._mail), name="vllm-worker-reader", daemon=True
         )
         self._reader.start()
         try:
@@ -734,6 +777,7 @@ class VLLMSampler(Sampler):
                 model=str(self.model_dir),
                 max_model_len=max_model_len,
                 max_lora_rank=max_lora_rank,
+                max_loras=max_loras,
                 gpu_memory_utilization=gpu_memory_utilization,
                 device=device,
                 dtype=self.dtype,
@@ -750,6 +794,9 @@ class VLLMSampler(Sampler):
         self.stop_ids: list[int] = info["stop_token_ids"]
         self.sleep_supported = bool(info.get("sleep_mode", False))
         self.sleep_why = "" if self.sleep_supported else str(info.get("sleep_why") or "the worker has no sleep mode")
+        if max_loras > 1:
+            self.sleep_why = f"the engine is shared by up to {max_loras} runs: it stays awake while one of them updates"
+        self.peak_sequences = 0  # the most sequences the engine held at once in a generate (shared: several runs')
 
     # ---- protocol ----------------------------------------------------------------------------
     def _log_tail(self, lines: int = 25) -> str:
@@ -765,45 +812,58 @@ class VLLMSampler(Sampler):
         return SamplerError(f"{what}\n--- last lines of the worker's log ({self.log_path}) ---\n{self._log_tail()}")
 
     def _request(self, op: str, timeout_s: float, **payload: Any) -> dict[str, Any]:
+        """Send one request and wait for its answer. Thread-safe: runs sharing this engine send theirs at
+        once, and the worker samples concurrent generates in the same engine steps."""
         if self._closed:
             raise SamplerError("this VLLMSampler is closed")
-        self._next_id += 1
-        rid = self._next_id
-        line = json.dumps({"id": rid, "op": op, **payload}) + "\n"
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(line.encode())
-            self._proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise self._fail(f"the vLLM worker is gone (exit code {self._proc.poll()})") from None
-        self._busy = True
-        deadline = time.monotonic() + timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self._fail(f"the vLLM worker did not answer {op!r} within {timeout_s:g} s: killed it")
+        with self._lock:
+            self._next_id += 1
+            rid = self._next_id
+            box = self._mail.open(rid)
+            line = json.dumps({"id": rid, "op": op, **payload}) + "\n"
+            assert self._proc.stdin is not None
             try:
-                resp = self._responses.get(timeout=min(left, 1.0))
-            except queue.Empty:
-                continue
-            if resp is None:
-                code = self._proc.wait(timeout=5) if self._proc.poll() is None else self._proc.poll()
-                raise self._fail(f"the vLLM worker exited (code {code}) during {op!r}")
-            if resp.get("id") not in (rid, None):
-                continue  # a late answer to an earlier request
-            self._busy = False
-            if not resp.get("ok"):
-                err = resp.get("error", "unknown error")
-                if op == "init":
-                    raise self._fail(f"vLLM could not start on {self.model_dir}: {err}")
-                if resp.get("fatal"):
-                    raise self._fail(f"vLLM {op} failed and the engine is gone (start a new VLLMSampler): {err}")
-                raise SamplerError(f"vLLM {op} failed: {err}")
-            return resp
+                self._proc.stdin.write(line.encode())
+                self._proc.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                self._mail.close(rid)
+                raise self._fail(f"the vLLM worker is gone (exit code {self._proc.poll()})") from None
+            self._busy += 1
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._fail(f"the vLLM worker did not answer {op!r} within {timeout_s:g} s: killed it")
+                try:
+                    resp = box.get(timeout=min(left, 1.0))
+                except queue.Empty:
+                    if self._closed:
+                        raise SamplerError(f"this VLLMSampler was closed during {op!r}") from None
+                    continue
+                if resp is None:
+                    if self._closed:
+                        raise SamplerError(f"this VLLMSampler was closed during {op!r}")
+                    code = self._proc.wait(timeout=5) if self._proc.poll() is None else self._proc.poll()
+                    raise self._fail(f"the vLLM worker exited (code {code}) during {op!r}")
+                break
+        finally:
+            self._mail.close(rid)
+            with self._lock:
+                self._busy -= 1
+        if not resp.get("ok"):
+            err = resp.get("error", "unknown error")
+            if op == "init":
+                raise self._fail(f"vLLM could not start on {self.model_dir}: {err}")
+            if resp.get("fatal"):
+                raise self._fail(f"vLLM {op} failed and the engine is gone (start a new VLLMSampler): {err}")
+            raise SamplerError(f"vLLM {op} failed: {err}")
+        return resp
 
     # ---- the interface -----------------------------------------------------------------------
     def load_adapter(self, path: str | Path | None, version: int, run: str = "") -> None:
-        folder = self._versions.check(path, version, run)
+        with self._lock:
+            folder = self._versions.check(path, version, run)
         if folder is not None:
             cfg = json.loads((folder / "adapter_config.json").read_text())
             ranks = [cfg.get("r", 0), *(cfg.get("rank_pattern") or {}).values()]
@@ -812,18 +872,19 @@ class VLLMSampler(Sampler):
                     f"{folder}: adapter rank {max(ranks)} exceeds the engine's max_lora_rank={self.max_lora_rank} "
                     f"(start the VLLMSampler with a larger max_lora_rank)"
                 )
-        self._adapter = None if folder is None else (version, folder)
-        self._adapter_run = run
-        self.adapter_version = version
+        with self._lock:
+            self._adapters[run] = None if folder is None else (version, folder)
+            self.adapter_version = version
 
-    def lora_request(self) -> dict[str, Any] | None:
-        """The LoRA request of the loaded adapter: a name and id unique per run and version in this engine
-        (vLLM caches adapters by them, so a reused name or id could serve another version's weights)."""
-        if self._adapter is None:
-            return None
-        version, folder = self._adapter
-        name = f"{self._adapter_run or 'adapter'}-v{version}"
-        return {"name": name, "id": self._versions.lora_id(folder), "path": str(folder)}
+    def lora_request(self, run: str = "") -> dict[str, Any] | None:
+        """The LoRA request of the adapter loaded for `run`: a name and id unique per run and version in this
+        engine (vLLM caches adapters by them, so a reused name or id could serve another version's weights)."""
+        with self._lock:
+            adapter = self._adapters.get(run)
+            if adapter is None:
+                return None
+            version, folder = adapter
+            return {"name": f"{run or 'adapter'}-v{version}", "id": self._versions.lora_id(folder), "path": str(folder)}
 
     def sleep(self) -> bool:
         if self._closed:
@@ -849,8 +910,11 @@ class VLLMSampler(Sampler):
         self.wake_seconds += float(resp.get("seconds", 0.0))
         return True
 
-    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[Completion]:
-        """With stop_at_answer, vLLM stops a sample at a closing fence line (prompts.CLOSING_FENCE, a stop string
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int, run: str = "") -> list[Completion]:
+        """Sampled with the adapter loaded for `run` (load_adapter). Thread-safe: runs sharing this engine call
+        it at once, and their sequences are sampled in the same engine steps.
+
+        With stop_at_answer, vLLM stops a sample at a closing fence line (prompts.CLOSING_FENCE, a stop string
         kept in the text); a sample whose text then has no answer yet (its block held no code: the echoed
         `# YOUR CODE HERE` stub) is continued in another round, from its prompt and its tokens so far, with
         the tokens it has left and a seed of that round: each round samples from the same policy given the
@@ -873,8 +937,9 @@ class VLLMSampler(Sampler):
                 params=asdict(params),
                 max_tokens=[params.max_new_tokens - len(ids[i]) for i in todo],
                 stop=[CLOSING_FENCE] if params.stop_at_answer else [],
-                lora=self.lora_request(),
+                lora=self.lora_request(run),
             )
+            self.peak_sequences = max(self.peak_sequences, int(resp.get("peak_sequences", 0)))
             later = []
             for i, c in zip(todo, resp["completions"]):
                 text[i] += c["text"]

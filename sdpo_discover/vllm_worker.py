@@ -7,7 +7,7 @@ Run by file path with the python of the vLLM virtual environment (scripts/setup-
 It imports only vllm and the standard library (never sdpo_discover: the project's dependencies are not
 in that venv). One request per line on stdin, one response per line on stdout:
 
-    {"id": 1, "op": "init", "model": DIR, "max_model_len": 4096, "max_lora_rank": 16,
+    {"id": 1, "op": "init", "model": DIR, "max_model_len": 4096, "max_lora_rank": 16, "max_loras": 1,
      "gpu_memory_utilization": 0.5, "device": "auto", "seed": 0, "sleep_mode": true}
         -> {"id": 1, "ok": true, "start_s": 14.2, "platform": "cpu", "vllm_version": "0.32.0",
             "stop_token_ids": [2], "sleep_mode": false, "sleep_why": "why not, when false"}
@@ -18,7 +18,13 @@ in that venv). One request per line on stdin, one response per line on stdout:
      "lora": {"name": "run-v3", "id": 4, "path": DIR} | null}
         (one sequence per prompt, each with its own seed: copies of a prompt get different seeds)
         -> {"id": 2, "ok": true, "seconds": 1.2, "completions": [{"text": "...", "token_ids": [...],
-            "finish_reason": "stop" | "length", "logprobs": [...], "stop_reason": "\n```\n" | null}, ...]}
+            "finish_reason": "stop" | "length", "logprobs": [...], "stop_reason": "\n```\n" | null}, ...],
+            "peak_sequences": 16}
+        Requests are read while the engine steps: a generate that arrives while another runs joins it in
+        the same engine steps (continuous batching), each with its own LoRA request (max_loras at init: how
+        many runs share the engine). Answers come as each request finishes, so not always in request
+        order; peak_sequences is the most sequences the engine held at once while the request ran. An
+        init, sleep or wake that arrives while sequences run waits until the engine is idle.
     {"id": 3, "op": "sleep", "level": 1} -> {"id": 3, "ok": true, "supported": true, "seconds": 2.1}
     {"id": 4, "op": "wake"} -> {"id": 4, "ok": true, "supported": true, "seconds": 0.9}
         (sleep mode: on a GPU, where the build has it, the engine is started with enable_sleep_mode=True;
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import sys
 import threading
@@ -51,7 +58,7 @@ import traceback
 
 LLM_ENGINE = None  # the vllm.LLM, once initialised
 STOP_TOKEN_IDS: list[int] = []
-LAST_LORA_ID: int | None = None  # the adapter loaded last (max_loras=1: the only one cached)
+LOADED_LORA_IDS: set[int] = set()  # adapters added to the engine (its LRU cache holds max_cpu_loras)
 SLEEP_MODE = False  # the engine was started with enable_sleep_mode=True
 SLEEP_WHY = "the engine is not started"  # why not, when SLEEP_MODE is False
 ASLEEP = False
@@ -101,7 +108,9 @@ def _init(req: dict) -> dict:
         model=req["model"],
         enable_lora=True,
         max_lora_rank=int(req["max_lora_rank"]),
-        max_loras=1,
+        # runs sharing this engine (bench --workers W) each have one adapter version in flight at a time
+        max_loras=int(req.get("max_loras", 1)),
+        max_cpu_loras=2 * int(req.get("max_loras", 1)),  # room for each run's next version beside its current one
         enforce_eager=True,
         max_model_len=int(req["max_model_len"]),
         dtype=req.get("dtype", "bfloat16"),
@@ -179,8 +188,34 @@ def _wake(req: dict) -> dict:
     return {"supported": True, "seconds": round(time.monotonic() - started, 4)}
 
 
-def _generate(req: dict) -> dict:
-    global LAST_LORA_ID
+class _Generation:
+    """One generate request in the engine: its sequences' request ids, and the completions as they finish."""
+
+    def __init__(self, rid: object, request_ids: list[str]) -> None:
+        self.rid = rid
+        self.index = {r: i for i, r in enumerate(request_ids)}
+        self.completions: list[dict | None] = [None] * len(request_ids)
+        self.left = len(request_ids)
+        self.started = time.monotonic()
+        self.peak = 0  # the most sequences the engine held at once while this request ran (other requests' too)
+
+    def response(self) -> dict:
+        return {"seconds": round(time.monotonic() - self.started, 4), "completions": self.completions,
+                "peak_sequences": self.peak}
+
+
+def _completion(out) -> dict:  # noqa: ANN001 - a vllm CompletionOutput
+    ids = [int(t) for t in out.token_ids]
+    logprobs = None
+    if out.logprobs is not None:
+        logprobs = [float(step[t].logprob) for step, t in zip(out.logprobs, ids)]
+    return {"text": out.text, "token_ids": ids, "finish_reason": out.finish_reason, "logprobs": logprobs,
+            "stop_reason": out.stop_reason if isinstance(out.stop_reason, str) else None}
+
+
+def _start_generate(req: dict) -> _Generation:
+    """Add a generate request's sequences to the engine (they join the sequences already running: several
+    requests, e.g. of runs sharing this engine, are sampled in the same engine steps); _step finishes them."""
     if LLM_ENGINE is None:
         raise RuntimeError("generate before init")
     if ASLEEP:  # the parent wakes the engine before a generate; never sample from a sleeping one
@@ -211,38 +246,39 @@ def _generate(req: dict) -> dict:
         raise ValueError(f"{len(prompts)} prompts but {len(sampling)} seeds")
     lora = req.get("lora")
     lora_request = LoRARequest(lora["name"], int(lora["id"]), lora["path"]) if lora else None
-    if lora_request is not None and lora_request.lora_int_id != LAST_LORA_ID:
+    if lora_request is not None and lora_request.lora_int_id not in LOADED_LORA_IDS:
         # Load a new adapter version before generating: a bad adapter then fails here, cleanly, instead
         # of inside the engine's step (which leaves vLLM 0.32 spinning on the failed request).
         LLM_ENGINE.llm_engine.add_lora(lora_request)
-        LAST_LORA_ID = lora_request.lora_int_id
-    started = time.monotonic()
-    try:
-        outputs = LLM_ENGINE.generate(prompts, sampling, lora_request=lora_request, use_tqdm=False)
-    except Exception as exc:
-        # A request vLLM refused (e.g. a prompt longer than max_model_len) leaves nothing behind; an
-        # error inside a step leaves its request in the engine, which then never finishes.
-        if _engine_busy():
-            raise EngineBroken(f"{type(exc).__name__}: {exc}") from exc
-        raise
-    completions = []
-    for out in (o for request in outputs for o in request.outputs):
-        ids = [int(t) for t in out.token_ids]
-        logprobs = None
-        if out.logprobs is not None:
-            logprobs = [float(step[t].logprob) for step, t in zip(out.logprobs, ids)]
-        completions.append(
-            {"text": out.text, "token_ids": ids, "finish_reason": out.finish_reason, "logprobs": logprobs,
-             "stop_reason": out.stop_reason if isinstance(out.stop_reason, str) else None}
-        )
-    return {"seconds": round(time.monotonic() - started, 4), "completions": completions}
+        LOADED_LORA_IDS.add(lora_request.lora_int_id)
+    request_ids = LLM_ENGINE.enqueue(prompts, sampling, lora_request=lora_request, use_tqdm=False)
+    # enqueue returns the engine's internal ids ("7-1a2b3c4d": a random suffix); outputs carry the id given ("7")
+    return _Generation(req.get("id"), [r.rsplit("-", 1)[0] for r in request_ids])
 
 
-def _engine_busy() -> bool:
+def _step(running: dict[str, _Generation]) -> list[_Generation]:
+    """One engine step; the generate requests it finished (every sequence done)."""
     try:
-        return bool(LLM_ENGINE.llm_engine.has_unfinished_requests())
-    except Exception:  # noqa: BLE001 - cannot even ask: as good as broken
-        return True
+        held = LLM_ENGINE.llm_engine.get_num_unfinished_requests()
+        for g in set(running.values()):
+            g.peak = max(g.peak, held)
+        outputs = LLM_ENGINE.llm_engine.step()
+    except Exception as exc:  # inside the engine's step: its state is unknown
+        raise EngineBroken(f"{type(exc).__name__}: {exc}") from exc
+    done = []
+    if not outputs and not LLM_ENGINE.llm_engine.has_unfinished_requests():  # never spin on sequences it lost
+        raise EngineBroken(f"the engine holds no request, but {len(running)} sequence(s) never came back")
+    for request in outputs:
+        if not request.finished:
+            continue
+        g = running.pop(request.request_id, None)
+        if g is None:
+            continue
+        g.completions[g.index[request.request_id]] = _completion(request.outputs[0])
+        g.left -= 1
+        if g.left == 0:
+            done.append(g)
+    return done
 
 
 def _watch_parent(parent: int) -> None:
@@ -264,34 +300,79 @@ def main() -> int:
         channel.write(json.dumps(obj) + "\n")
         channel.flush()
 
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        rid = None
-        try:
-            req = json.loads(line)
-            rid = req.get("id")
-            op = req.get("op")
-            if op == "shutdown":
-                respond({"id": rid, "ok": True})
+    inbox: queue.Queue = queue.Queue()
+
+    def read() -> None:  # requests arrive while the engine steps: a generate joins the sequences running
+        for line in sys.stdin:
+            if line.strip():
+                inbox.put(line)
+        inbox.put(None)  # EOF: the parent is gone or closed the pipe
+
+    threading.Thread(target=read, daemon=True).start()
+    running: dict[str, _Generation] = {}  # the engine's request id -> its generate request
+    waiting: list[str] = []  # sleep / wake / init that arrived while sequences ran: handled once the engine is idle
+    while True:
+        if running:
+            lines = []
+            while True:
+                try:
+                    lines.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+        else:
+            lines = waiting + [inbox.get()]
+            waiting = []
+        stop = False
+        for line in lines:
+            if line is None:
+                stop = True
                 break
-            if op == "init":
-                result = _init(req)
-            elif op == "generate":
-                result = _generate(req)
-            elif op == "sleep":
-                result = _sleep(req)
-            elif op == "wake":
-                result = _wake(req)
-            else:
-                raise ValueError(f"unknown op {op!r} (init, generate, sleep, wake, shutdown)")
-            respond({"id": rid, "ok": True, **result})
-        except Exception as exc:  # noqa: BLE001 - every failure is an answer, never a hang
-            traceback.print_exc()
-            fatal = isinstance(exc, EngineBroken)
-            error = f"the engine failed, the worker exits: {exc}" if fatal else f"{type(exc).__name__}: {exc}"
-            respond({"id": rid, "ok": False, "fatal": fatal, "error": error, "traceback": traceback.format_exc()})
-            if fatal:
+            rid = None
+            try:
+                req = json.loads(line)
+                rid = req.get("id")
+                op = req.get("op")
+                if op == "shutdown":
+                    respond({"id": rid, "ok": True})
+                    stop = True
+                    break
+                if op == "generate":
+                    g = _start_generate(req)
+                    running.update({r: g for r in g.index})
+                    if not g.index:
+                        respond({"id": rid, "ok": True, **g.response()})
+                    continue
+                if running and op in ("init", "sleep", "wake"):
+                    waiting.append(line)
+                    continue
+                if op == "init":
+                    result = _init(req)
+                elif op == "sleep":
+                    result = _sleep(req)
+                elif op == "wake":
+                    result = _wake(req)
+                else:
+                    raise ValueError(f"unknown op {op!r} (init, generate, sleep, wake, shutdown)")
+                respond({"id": rid, "ok": True, **result})
+            except Exception as exc:  # noqa: BLE001 - every failure is an answer, never a hang
+                traceback.print_exc()
+                fatal = isinstance(exc, EngineBroken)
+                error = f"the engine failed, the worker exits: {exc}" if fatal else f"{type(exc).__name__}: {exc}"
+                respond({"id": rid, "ok": False, "fatal": fatal, "error": error, "traceback": traceback.format_exc()})
+                if isinstance(exc, EngineBroken):
+                    stop = True
+                    break
+        if stop:
+            break
+        if running:
+            try:
+                for g in _step(running):
+                    respond({"id": g.rid, "ok": True, **g.response()})
+            except EngineBroken as exc:  # every request in the engine is lost with it
+                traceback.print_exc()
+                for rid in {g.rid for g in running.values()}:
+                    respond({"id": rid, "ok": False, "fatal": True, "traceback": traceback.format_exc(),
+                             "error": f"the engine failed, the worker exits: {exc}"})
                 break
     channel.close()
     return 0

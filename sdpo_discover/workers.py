@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .bench import BenchDir, BenchError, Plan, PlannedRun, record_timing
+from .store import RunDir
 
 EventSink = Callable[[str, dict[str, Any]], None]
 MAX_TRIES = 3  # a run whose worker died this many times stops the bench (something about the run kills workers)
@@ -118,6 +119,93 @@ def run_local(bench: BenchDir, plan: Plan, workers: int, *, on_event: EventSink 
                 p.terminate()  # SIGTERM: the run saves and stops (resumable), like Ctrl-C of solve
                 p.join(timeout=30)
         record_timing(bench, time.monotonic() - t0, time.monotonic() - t0, 0.0)
+    on_event("bench_done", {"stopped": stopped})
+    return stopped
+
+
+def run_shared(bench: BenchDir, plan: Plan, workers: int, *, on_event: EventSink = lambda k, p: None,
+               progress: Callable[[str], None] = lambda m: None, model: Any = None, tokenizer: Any = None,
+               judge: Any = None) -> str:
+    """The plan's unfinished runs, `workers` at once, in threads of this process that share one vLLM engine
+    (the vllm sampler): each run's adapter versions are its own LoRA requests, and the runs' batches are
+    sampled in the same engine steps. One model load, one sandbox pool; each SDPO run trains its own copy of
+    the model (threads at once cannot share one: the adapter sits on the model). Returns "done" or
+    "interrupted" (Ctrl-C: the runs stop as if killed, each resumable from its last commit).
+    model/tokenizer/judge: for tests, as bench.RunWorker's."""
+    import copy
+    import threading
+
+    from .bench import RunWorker
+    from .discover import LoadedModel
+
+    todo = [r for r in plan.runs if not bench.finished(r)]
+    on_event("bench_start", {"plan": plan, "todo": len(todo), "total": len(plan.runs)})
+    if not todo:
+        on_event("bench_done", {"stopped": "done"})
+        return "done"
+    t0 = time.monotonic()
+    lock = threading.Lock()  # one event at a time reaches the renderer
+
+    def emit(kind: str, payload: dict[str, Any]) -> None:
+        with lock:
+            on_event(kind, payload)
+
+    worker = RunWorker(bench.path, model=model, tokenizer=tokenizer, judge=judge, progress=progress,
+                       warn=lambda m: emit("warning", {"message": m}), share=workers)
+    queue_: queue_mod.Queue = queue_mod.Queue()
+    for r in todo:
+        queue_.put(r)
+    failed: list[BaseException | None] = []  # the first run's error stops the bench (None: interrupted)
+    by_index = {r.id: i for i, r in enumerate(plan.runs)}
+
+    def slot(k: int, loaded: Any) -> None:
+        while not failed:
+            try:
+                run = queue_.get_nowait()
+            except queue_mod.Empty:
+                return
+            emit("run_start", {"run": run, "index": by_index[run.id], "total": len(plan.runs),
+                               "resumed": RunDir(bench.run_dir(run)).is_run(), "worker": f"thread {k + 1}"})
+            try:
+                summary = worker.execute(run, emit, loaded=loaded)
+            except BaseException as e:  # noqa: BLE001 - the bench stops with it; the other runs are resumable
+                if not failed:
+                    emit("warning", {"message": f"run {run.id} failed: {type(e).__name__}: {e}; the runs in "
+                                                "progress finish, then the bench stops (continue with --resume)"})
+                    failed.append(e)
+                return
+            emit("run_done", {"run": run, "summary": summary})
+
+    stopped = "done"
+    threads: list[threading.Thread] = []
+    t_runs = None
+    try:
+        worker.setup(todo)
+        t_runs = time.monotonic()  # the runs' time: while any of them runs (they overlap)
+        base = worker.loaded
+        trains = any(r.method == "sdpo" for r in todo)
+        for k in range(min(workers, len(todo))):
+            # slot 0 trains the loaded model itself; the others a copy each (weights and tokenizer)
+            loaded = base if k == 0 or not trains else LoadedModel(
+                copy.deepcopy(base.model), copy.deepcopy(base.tokenizer), base.info, base.path, base.preset)
+            t = threading.Thread(target=slot, args=(k, loaded), name=f"bench-run-{k + 1}", daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.5)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        failed.append(None)  # no new runs; the running ones stop when the engine goes (closed below)
+    finally:
+        if worker.sampler is not None:  # how many sequences the engine held at once: > one run's batch = shared
+            emit("engine", {"peak_sequences": worker.sampler.peak_sequences, "max_loras": worker.sampler.max_loras})
+        worker.close()  # an interrupted bench: the engine's end stops the threads' runs where they are
+        for t in threads:
+            t.join(timeout=30)
+        record_timing(bench, time.monotonic() - t0, 0.0 if t_runs is None else time.monotonic() - t_runs, worker.load_s)
+    if failed and failed[0] is not None:
+        raise failed[0]  # its own type: a sandbox failure is exit 3, as in a bench of one worker
     on_event("bench_done", {"stopped": stopped})
     return stopped
 

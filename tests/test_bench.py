@@ -31,7 +31,7 @@ from sdpo_discover.store import RunDir, read_jsonl
 
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 VOLATILE = {"execute_s", "generate_s", "update_s", "wall_s"}
-RATES = {"tiny-a": 3, "tiny-b": 6}
+RATES = {"tiny-a": 3, "tiny-b": 6, "s-a": 10**9, "s-b": 10**9}  # s-*: (almost) never passes
 ARGS = dict(methods=["sdpo", "best-of-k", "multi-turn"], seeds=[0, 1], budget=8, pool=12)
 
 
@@ -306,7 +306,7 @@ def test_one_vllm_engine_serves_every_run_and_baselines_load_no_weights(tmp_path
         for run in plan.runs:
             def on_event(kind: str, payload: dict[str, Any]) -> None:
                 if kind == "sampled":
-                    served.append(worker.sampler.lora_request())
+                    served.append(worker.sampler.lora_request(str(BenchDir(out).run_dir(payload["run"]).resolve())))
                     engines.add(id(worker.sampler))
             worker.execute(run, on_event)
     finally:
@@ -324,6 +324,56 @@ def test_one_vllm_engine_serves_every_run_and_baselines_load_no_weights(tmp_path
         assert isinstance(w2.loaded.model, ConfigOnly)
     finally:
         w2.close()
+
+
+@pytest.mark.vllm
+def test_runs_sharing_one_vllm_engine_are_sampled_together(tmp_path: Path) -> None:
+    """--workers 2 with the vllm sampler: two runs at a time in threads of one process, one engine. Each run's
+    adapter versions are its own LoRA requests, the engine held more sequences at once than one run's batch
+    (the runs were sampled together), and every run finished with each attempt recorded once."""
+    from conftest import require
+    from sdpo_discover.samplers import vllm_available
+    from sdpo_discover.workers import run_shared
+
+    require("vllm", *vllm_available(), "bash scripts/setup-vllm builds the vLLM virtual environment.")
+    model = save_tiny_model(tmp_path / "model", hidden_size=128)  # vLLM's CPU attention: head size 32
+    files = []
+    for pid, text in (("s-a", "Print A+B."), ("s-b", "Print A-B.")):
+        p = Problem(id=pid, title=pid, statement=text, test_type="stdin", tests=(TestCase("1 2\n", "3\n"),))
+        (tmp_path / f"{pid}.json").write_text(json.dumps(p.to_json()))
+        files.append(tmp_path / f"{pid}.json")
+    flags = {"model": str(model), "batch_size": 4, "sandbox": "local", "sampler": "vllm", "device": "cpu"}
+    sets = ["max_new_tokens=16", "sdpo.lr=0.05", "vllm_kv_cache_gib=1"]
+    out = tmp_path / "bench"
+    plan = prepare(out, files, methods=["sdpo", "best-of-k"], seeds=[0], budget=12, pool=12, flags=flags,
+                   config_file=None, assignments=sets, resume=False, command=[])
+    bench = BenchDir(out)
+    served: dict[str, set[str]] = {}
+    threads: set[str] = set()
+    engine: dict[str, Any] = {}
+
+    def on_event(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "run_start":
+            threads.add(payload["worker"])
+        elif kind == "engine":
+            engine.update(payload)
+        elif kind == "sampled" and payload["run"].method == "sdpo":
+            served.setdefault(payload["run"].id, set()).add(payload["step"])
+
+    assert run_shared(bench, plan, 2, on_event=on_event, judge=HashJudge()) == "done"
+    assert threads == {"thread 1", "thread 2"} and engine["max_loras"] == 2
+    assert engine["peak_sequences"] > 4, engine  # more than one run's batch in the engine at once
+    for r in plan.runs:
+        rd = RunDir(bench.run_dir(r))
+        attempts = rd.load_attempts()
+        assert [a.index for a in attempts] == list(range(12)) and rd.load_summary().attempts_used == 12, r.id
+        if r.method == "sdpo":  # its own adapter versions, updated after each batch but the last
+            assert [a.adapter_version for a in attempts] == [0] * 4 + [1] * 4 + [2] * 4, r.id
+            assert served[r.id] == {0, 1, 2}
+    adapters = [load_file(RunDir(bench.run_dir(r)).adapter(2) / "adapter_model.safetensors")
+                for r in plan.runs if r.method == "sdpo"]
+    # two runs, two learners: runs training one model object would save the same adapter
+    assert any(not (adapters[0][k] == adapters[1][k]).all() for k in adapters[0])
 
 
 def test_finished_runs_of_another_bench_are_reused_by_runs_from(setup: dict[str, Any], reference: Path,

@@ -293,7 +293,7 @@ def test_vllm_engine_sleeps_beside_the_trainer_and_wakes_to_the_same_samples(tmp
         assert [c.token_ids for c in s.generate(prompts, params, seed=3)] != before  # the adapter did apply
         assert s.sleep()
         s.load_adapter(adapter(2), 2, run="gpu-check")  # a new version after a sleep: a new LoRA request
-        assert s.lora_request()["name"] == "gpu-check-v2"
+        assert s.lora_request("gpu-check")["name"] == "gpu-check-v2"
         v2 = [c.token_ids for c in s.generate(prompts, params, seed=3)]
         assert v2 != before and s._proc.pid == pid and s._proc.poll() is None  # never restarted
         report("vllm sleep/wake on cuda", vllm=s.vllm_version, start_s=round(s.start_seconds, 1),

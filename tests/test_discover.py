@@ -403,7 +403,7 @@ def test_solve_with_the_vllm_sampler_serves_each_adapter_version(tmp_path: Path)
 
     def on_event(kind: str, payload: dict[str, Any]) -> None:
         if kind == "sampled":
-            served.append(solver.sampler.lora_request())
+            served.append(solver.sampler.lora_request(str(solver.rd.path.resolve())))
 
     solver = Solver(cfg, tmp_path / "run", problem=load_problem(PROBLEM), on_event=on_event)
     summary = solver.run()

@@ -396,6 +396,7 @@ def test_missing_venv_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
 FAKE_WORKER = r"""
 import json, os, sys, time
 mode = os.environ["FAKE_WORKER_MODE"]
+held = []
 print("fake worker up", file=sys.stderr, flush=True)
 def answer(obj):
     sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
@@ -418,6 +419,16 @@ for line in sys.stdin:
             answer({"id": req["id"], "ok": False, "fatal": mode == "fatal", "error": "ValueError: no"})
             if mode == "fatal":
                 break
+            continue
+        if mode == "pairs":  # runs sharing the engine: hold a generate until another arrives, answer the later first
+            held.append(req)
+            if len(held) == 2:
+                for r in reversed(held):
+                    name = (r.get("lora") or {}).get("name", "base")
+                    c = {"text": name, "token_ids": [70], "finish_reason": "stop", "logprobs": [-0.5]}
+                    answer({"id": r["id"], "ok": True, "seconds": 0.0, "completions": [c] * len(r["prompts"]),
+                            "peak_sequences": sum(len(h["prompts"]) for h in held)})
+                held.clear()
             continue
         c = {"text": "ab", "token_ids": [70, 71, 1], "finish_reason": "stop", "logprobs": [-0.5, -0.25, -0.125]}
         answer({"id": req["id"], "ok": True, "seconds": 0.0, "completions": [c] * len(req["prompts"])})
@@ -509,19 +520,45 @@ def test_lora_requests_are_unique_per_run_and_version(fake_worker, tmp_path: Pat
         folders[name].mkdir()
         (folders[name] / "adapter_config.json").write_text(json.dumps({"r": 8}))
     with make("ok") as s:
-        assert s.lora_request() is None
+        assert s.lora_request("run-a") is None
         s.load_adapter(folders["a1"], 1, run="run-a")
-        assert s.lora_request() == {"name": "run-a-v1", "id": 1, "path": str(folders["a1"].resolve())}
+        assert s.lora_request("run-a") == {"name": "run-a-v1", "id": 1, "path": str(folders["a1"].resolve())}
         s.load_adapter(folders["b1"], 1, run="run-b")  # the other run's version 1: its own name and id
-        assert s.lora_request() == {"name": "run-b-v1", "id": 2, "path": str(folders["b1"].resolve())}
+        assert s.lora_request("run-b") == {"name": "run-b-v1", "id": 2, "path": str(folders["b1"].resolve())}
+        assert s.lora_request("run-a")["id"] == 1  # each run keeps its own adapter
         s.load_adapter(folders["a2"], 2, run="run-a")
-        assert s.lora_request()["id"] == 3
+        assert s.lora_request("run-a")["id"] == 3
         s.load_adapter(folders["a1"], 1, run="run-a")  # again: the same request
-        assert s.lora_request()["id"] == 1
+        assert s.lora_request("run-a")["id"] == 1
         with pytest.raises(ValueError, match="version 1 was already loaded"):
             s.load_adapter(folders["a2"], 1, run="run-a")
         s.load_adapter(None, 0, run="run-a")
-        assert s.lora_request() is None
+        assert s.lora_request("run-a") is None and s.lora_request("run-b")["id"] == 2
+
+
+def test_runs_sharing_the_engine_generate_at_once_each_with_its_adapter(fake_worker, tmp_path: Path) -> None:
+    """Two threads (two runs sharing one engine, bench --workers 2) generate at once: both requests are in the
+    worker together (it answers neither until it holds both), and the answers, sent in the other order, reach
+    the thread that asked, each sampled with its own run's LoRA request."""
+    make, _ = fake_worker
+    for run in ("run-a", "run-b"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "adapter_config.json").write_text(json.dumps({"r": 8}))
+    with make("pairs", max_loras=2, generate_timeout_s=20) as s:
+        assert s.max_loras == 2 and not s.sleep() and "shared by up to 2 runs" in s.sleep_why
+        got: dict[str, list[str]] = {}
+
+        def sample(run: str, n: int) -> None:
+            s.load_adapter(tmp_path / run, 1, run=run)
+            got[run] = [c.text for c in s.generate([[5]] * n, SamplingParams(stop_at_answer=False), seed=0, run=run)]
+
+        threads = [threading.Thread(target=sample, args=(run, n)) for run, n in (("run-a", 3), ("run-b", 2))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert got == {"run-a": ["run-a-v1"] * 3, "run-b": ["run-b-v1"] * 2}
+        assert s.peak_sequences == 5
 
 
 def test_worker_crash_at_init_is_an_error_with_its_log(fake_worker) -> None:
@@ -660,6 +697,33 @@ def test_vllm_adapter_versions_without_restart(vllm_sampler: VLLMSampler, tiny: 
     assert s._proc.pid == pid and s._proc.poll() is None  # one engine all along
     with pytest.raises(ValueError, match="version 1 was already loaded"):
         s.load_adapter(tiny.adapters[1], 1)
+
+
+@pytest.mark.vllm
+def test_vllm_runs_sharing_one_engine_are_sampled_in_the_same_steps(tiny: Tiny) -> None:
+    """Two runs (threads) with different adapters generate at once on one engine (max_loras=2): each gets its
+    own adapter's text, and the engine held both requests' sequences at once (continuous batching). Greedy: a
+    sequence that got the other run's adapter (or none) in any step would say something else."""
+    require_vllm()
+    params = SamplingParams(max_new_tokens=32, temperature=0.0, stop_at_answer=False)
+    with VLLMSampler(tiny.dir, max_model_len=256, max_lora_rank=8, kv_cache_gib=1, device="cpu", max_loras=2) as s:
+        go = threading.Barrier(2)
+        got: dict[str, list[str]] = {}
+
+        def sample(run: str, k: int) -> None:
+            s.load_adapter(tiny.adapters[k], 1, run=run)
+            go.wait()
+            got[run] = [c.text for c in s.generate([tiny.prompt_ids] * 8, params, seed=k, run=run)]
+
+        threads = [threading.Thread(target=sample, args=(run, k)) for k, run in enumerate(("run-a", "run-b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert got == {"run-a": [TARGETS[0]] * 8, "run-b": [TARGETS[1]] * 8}, repr(got)[:2000]
+        assert s.peak_sequences > 8, s.peak_sequences  # both runs' sequences in the engine at once
+        alone = s.generate([tiny.prompt_ids] * 8, params, seed=0, run="run-a")  # one run alone: its own batch
+        assert [c.text for c in alone] == [TARGETS[0]] * 8
 
 
 @pytest.mark.vllm

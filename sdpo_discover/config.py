@@ -200,6 +200,10 @@ class SolveConfig:
     gen_batch_size: int = _f(16, "hf sampler: sequences per generate call (decoding on a CPU is bound by reading "
                                  "the weights, so a whole batch at once).")
     workers: int = _f(2, "Attempts graded at once.")
+    overlap_grading: bool = _f(True, "best-of-k and multi-turn: grade each sample as soon as the sampler has it "
+                                     "(vllm: as each sequence ends; hf: as each gen_batch_size sub-batch ends), "
+                                     "while the rest of the batch is sampled. Attempts are recorded only once the "
+                                     "whole batch is saved, as without it.")
     keep_adapters: str = _f("all", "sdpo: all (every version's adapter stays, for explain and reproduction) or last "
                                    "(only the newest).", choices=KEEP_ADAPTERS)
     vllm_max_model_len: int = _f(4096, "vllm sampler: the engine's context length.")
@@ -275,7 +279,7 @@ class SolveConfig:
 # Learner settings added after runs were first written, with the value that older runs used: a run written
 # before a setting existed ran with that setting's behaviour of then, not with today's default.
 SETTINGS_ADDED_LATER: dict[str, Any] = {"restate_format": False, "loss_norm": "token"}  # sdpo.*
-TOP_SETTINGS_ADDED_LATER: dict[str, Any] = {"stop_at_answer": False}
+TOP_SETTINGS_ADDED_LATER: dict[str, Any] = {"stop_at_answer": False, "overlap_grading": False}
 
 
 def complete_saved(d: dict[str, Any]) -> dict[str, Any]:

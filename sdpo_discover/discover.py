@@ -185,6 +185,7 @@ class Solver:
         self.sampler: Any = sampler
         self._own_sampler = sampler is None
         self.method: Any = None
+        self._pool: ThreadPoolExecutor | None = None  # grading during sampling (overlap_grading)
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -241,8 +242,20 @@ class Solver:
 
     # -- one step's parts ----------------------------------------------------------------------
 
-    def _sample(self, step: int, turns: list[Any]) -> tuple[list[dict[str, Any]], float]:
-        """The batch of step `step`: from its file when a killed run had sampled it, else sampled now."""
+    def _overlaps(self) -> bool:
+        """Grading starts while the batch is sampled: for the methods whose update does not wait on the grades of
+        the whole batch to be useful (best-of-k and multi-turn learn nothing; sdpo's update needs them all)."""
+        return self.cfg.overlap_grading and self.cfg.method != "sdpo"
+
+    def _judge(self, text: str, truncated: bool) -> tuple[Any, float]:
+        t0 = time.monotonic()
+        res = self.judge.grade(self.problem, text, truncated)
+        return res, time.monotonic() - t0
+
+    def _sample(self, step: int, turns: list[Any], early: dict[int, Any] | None = None
+                ) -> tuple[list[dict[str, Any]], float]:
+        """The batch of step `step`: from its file when a killed run had sampled it, else sampled now. `early`:
+        grades started while sampling (overlap_grading), by index in the batch: futures of (result, seconds)."""
         path, n = self.rd.batch(step), len(turns)
         rows = read_jsonl(path)
         if rows and rows[0].get("step") == step and len(rows) == rows[0]["n"] + 1:  # written atomically: whole
@@ -256,30 +269,41 @@ class Solver:
             # keyed by the run directory's full path: runs sharing an engine each number their versions from 0
             run = {"run": str(self.rd.path.resolve())}
             self.sampler.load_adapter(self.method.adapter(), self.method.version, **run)
+        kw: dict[str, Any] = dict(run)
+        if early is not None and self._overlaps():
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=max(1, self.cfg.workers), thread_name_prefix="grade")
+            pool = self._pool
+
+            def on_done(j: int, c: Any) -> None:  # from the sampler's thread: only hand the grading on
+                early[j] = pool.submit(self._judge, c.text, bool(c.truncated))
+
+            kw["on_done"] = on_done
         t0 = time.monotonic()
-        comps = self.sampler.generate([t.ids for t in turns], params, seed=sampling_seed(self.cfg.seed, step), **run)
+        comps = self.sampler.generate([t.ids for t in turns], params, seed=sampling_seed(self.cfg.seed, step), **kw)
         gen_s = time.monotonic() - t0
         batch = [{"text": c.text, "token_ids": list(c.token_ids), "truncated": bool(c.truncated)} for c in comps]
         rewrite_jsonl(path, [{"step": step, "n": n, "generate_s": gen_s}, *batch])
         return batch, gen_s
 
     def _grade(self, step: int, first_index: int, batch: list[dict[str, Any]], turns: list[Any], gen_s: float,
-               done: dict[int, Attempt], log: JsonlAppender) -> list[Attempt]:
-        """Grade the batch's attempts not graded yet (in parallel); each is recorded as soon as it is graded."""
+               done: dict[int, Attempt], log: JsonlAppender, early: dict[int, Any] | None = None) -> list[Attempt]:
+        """Grade the batch's attempts not graded yet (in parallel; those started during sampling, `early`, are
+        waited for); each is recorded as soon as it is graded, in index order."""
+        early = early or {}
         todo = [j for j in range(len(batch)) if first_index + j not in done]
         version = self.method.version if self.cfg.method == "sdpo" else None
 
         def one(j: int) -> Attempt:
             c, t = batch[j], turns[j]
-            t0 = time.monotonic()
-            res = self.judge.grade(self.problem, c["text"], c["truncated"])
+            res, exec_s = early[j].result() if j in early else self._judge(c["text"], c["truncated"])
             if res.status is AttemptStatus.SANDBOX_ERROR:
                 raise SandboxFailed(f"attempt {first_index + j + 1} could not be graded: {res.error}")
             return Attempt(
                 index=first_index + j, step=step, adapter_version=version, response=c["text"],
                 token_ids=c["token_ids"], truncated=c["truncated"], status=res.status.value, code=res.code,
                 tests=[t.to_json() for t in res.tests], error=res.error, feedback=self.judge.feedback(self.problem, res),
-                fraction_passed=res.fraction_passed, n_tokens=len(c["token_ids"]), execute_s=time.monotonic() - t0,
+                fraction_passed=res.fraction_passed, n_tokens=len(c["token_ids"]), execute_s=exec_s,
                 generate_s=gen_s / max(len(batch), 1), method=self.cfg.method, chain=t.chain, turn=t.turn,
                 dropped=t.dropped, prompt_tokens=len(t.ids))
 
@@ -319,10 +343,11 @@ class Solver:
             while used < cfg.budget:
                 n = min(cfg.step_size, cfg.budget - used)
                 turns = self.method.prompts(step, n, [done[i] for i in sorted(done)])
-                batch, gen_s = self._sample(step, turns)
+                early: dict[int, Any] = {}  # grades started while the batch was sampled (overlap_grading)
+                batch, gen_s = self._sample(step, turns, early)
                 self.on_event("sampled", {"step": step, "n": n, "generate_s": gen_s})
                 t0 = time.monotonic()
-                attempts = self._grade(step, used, batch, turns, gen_s, done, log)
+                attempts = self._grade(step, used, batch, turns, gen_s, done, log, early)
                 exec_s, used = time.monotonic() - t0, used + n
                 winners = [a for a in attempts if a.passed]
                 solved_by = solved_by or (winners[0] if winners else None)
@@ -361,6 +386,9 @@ class Solver:
         finally:
             log.close()
             steplog.close()
+            if self._pool is not None:  # before the judge closes: no grading left running
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
             if self.judge is not None and self._own_judge:
                 self.judge.close()
             if self.sampler is not None and self._own_sampler:

@@ -40,6 +40,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Iterator
 
 __all__ = [
@@ -212,10 +213,13 @@ class Sampler(ABC):
     adapter_version: int | None = None
 
     @abstractmethod
-    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int, run: str = "") -> list[Completion]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int, run: str = "",
+                 on_done: Callable[[int, Completion], None] | None = None) -> list[Completion]:
         """One sample per prompt (a list of token ids each), in order: a batch of one prompt is `[ids] * n`,
         a multi-turn batch one prompt per chain. The same prompts and seed give the same samples. `run`: whose
-        adapter samples (load_adapter's `run`), for runs sharing a sampler."""
+        adapter samples (load_adapter's `run`), for runs sharing a sampler. on_done(i, completion), when given,
+        is called for each sample as soon as the sampler has it, before generate returns (so that grading can
+        start while the rest of the batch is sampled); it must not raise."""
 
     @abstractmethod
     def load_adapter(self, path: str | Path | None, version: int, run: str = "") -> None:
@@ -414,7 +418,8 @@ class HFSampler(Sampler):
             )
 
     # ---- sampling ----------------------------------------------------------------------------
-    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int, run: str = "") -> list[Completion]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int, run: str = "",
+                 on_done: Callable[[int, Completion], None] | None = None) -> list[Completion]:
         import torch
 
         _check_generate_args(prompts, params, seed)
@@ -425,12 +430,18 @@ class HFSampler(Sampler):
             done = {u: c for u, c in zip(unique, [c for i in range(0, len(unique), self.batch_size) for c in
                                                   self._generate_batch([list(u) for u in unique[i : i + self.batch_size]],
                                                                        params, device)])}
-            return [replace(done[tuple(p)], token_ids=list(done[tuple(p)].token_ids),
-                            logprobs=list(done[tuple(p)].logprobs or [])) for p in prompts]
+            out = [replace(done[tuple(p)], token_ids=list(done[tuple(p)].token_ids),
+                           logprobs=list(done[tuple(p)].logprobs or [])) for p in prompts]
+            for i, c in enumerate(out if on_done else []):
+                on_done(i, c)
+            return out
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             for start in range(0, len(prompts), self.batch_size):
-                out += self._generate_batch([list(p) for p in prompts[start : start + self.batch_size]], params, device)
+                chunk = self._generate_batch([list(p) for p in prompts[start : start + self.batch_size]], params, device)
+                for j, c in enumerate(chunk if on_done else []):  # a sub-batch's samples are done together
+                    on_done(start + j, c)
+                out += chunk
         return out
 
     def _device(self) -> Any:
@@ -811,7 +822,8 @@ class VLLMSampler(Sampler):
         self.close()
         return SamplerError(f"{what}\n--- last lines of the worker's log ({self.log_path}) ---\n{self._log_tail()}")
 
-    def _request(self, op: str, timeout_s: float, **payload: Any) -> dict[str, Any]:
+    def _request(self, op: str, timeout_s: float, on_partial: Callable[[dict[str, Any]], None] | None = None,
+                 **payload: Any) -> dict[str, Any]:
         """Send one request and wait for its answer. Thread-safe: runs sharing this engine send theirs at
         once, and the worker samples concurrent generates in the same engine steps."""
         if self._closed:
@@ -846,6 +858,10 @@ class VLLMSampler(Sampler):
                         raise SamplerError(f"this VLLMSampler was closed during {op!r}")
                     code = self._proc.wait(timeout=5) if self._proc.poll() is None else self._proc.poll()
                     raise self._fail(f"the vLLM worker exited (code {code}) during {op!r}")
+                if resp.get("partial"):  # one sequence of a streaming generate, finished before the others
+                    if on_partial is not None:
+                        on_partial(resp)
+                    continue
                 break
         finally:
             self._mail.close(rid)
@@ -910,9 +926,12 @@ class VLLMSampler(Sampler):
         self.wake_seconds += float(resp.get("seconds", 0.0))
         return True
 
-    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int, run: str = "") -> list[Completion]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seed: int, run: str = "",
+                 on_done: Callable[[int, Completion], None] | None = None) -> list[Completion]:
         """Sampled with the adapter loaded for `run` (load_adapter). Thread-safe: runs sharing this engine call
-        it at once, and their sequences are sampled in the same engine steps.
+        it at once, and their sequences are sampled in the same engine steps. on_done(i, completion): called
+        (from this thread) as soon as sample i is final, before the call returns: the worker streams each
+        sequence as it finishes.
 
         With stop_at_answer, vLLM stops a sample at a closing fence line (prompts.CLOSING_FENCE, a stop string
         kept in the text); a sample whose text then has no answer yet (its block held no code: the echoed
@@ -928,10 +947,23 @@ class VLLMSampler(Sampler):
         text, ids, lps = [""] * n, [[] for _ in range(n)], [[] for _ in range(n)]
         finish: list[str | None] = [None] * n
         todo, round_ = list(range(n)), 0
+        def final(i: int, c: dict[str, Any]) -> Completion | None:
+            """Sample i with round piece c: the finished sample, or None when it is to be continued."""
+            t = text[i] + c["text"]
+            if (params.stop_at_answer and c.get("stop_reason") == CLOSING_FENCE and answer_end(t) is None
+                    and len(ids[i]) + len(c["token_ids"]) < params.max_new_tokens):
+                return None  # stopped at a fence that closed no answer: sample on
+            lp = None if c["logprobs"] is None or lps[i] is None else lps[i] + c["logprobs"]
+            return Completion(text=t, token_ids=ids[i] + c["token_ids"], truncated=c["finish_reason"] == "length",
+                              logprobs=lp)
+
         while todo:
+            streamed = (lambda r, todo=todo: self._stream(r, todo, final, on_done)) if on_done else None
             resp = self._request(
                 "generate",
                 self.generate_timeout_s,
+                on_partial=streamed,
+                stream=on_done is not None,
                 prompts=[[int(t) for t in prompts[i]] + ids[i] for i in todo],
                 seeds=[sequence_seed(seed + 1_000_033 * round_, i) for i in todo],  # round 0: seeds as without it
                 params=asdict(params),
@@ -942,16 +974,25 @@ class VLLMSampler(Sampler):
             self.peak_sequences = max(self.peak_sequences, int(resp.get("peak_sequences", 0)))
             later = []
             for i, c in zip(todo, resp["completions"]):
+                done = final(i, c)
                 text[i] += c["text"]
                 ids[i] += c["token_ids"]
                 lps[i] = None if c["logprobs"] is None or lps[i] is None else lps[i] + c["logprobs"]
                 finish[i] = c["finish_reason"]
-                if (c.get("stop_reason") == CLOSING_FENCE and answer_end(text[i]) is None
-                        and len(ids[i]) < params.max_new_tokens):
-                    later.append(i)  # stopped at a fence that closed no answer: sample on
+                if done is None:
+                    later.append(i)
             todo, round_ = later, round_ + 1
         return [Completion(text=text[i], token_ids=ids[i], truncated=finish[i] == "length", logprobs=lps[i])
                 for i in range(n)]
+
+    @staticmethod
+    def _stream(resp: dict[str, Any], todo: list[int], final: Callable[[int, dict[str, Any]], Completion | None],
+                on_done: Callable[[int, Completion], None]) -> None:
+        """A sequence of this round finished: hand it on when it is final (not to be continued)."""
+        i = todo[int(resp["index"])]
+        done = final(i, resp["completion"])
+        if done is not None:
+            on_done(i, done)
 
     def close(self) -> None:
         if self._closed:

@@ -25,6 +25,8 @@ in that venv). One request per line on stdin, one response per line on stdout:
         many runs share the engine). Answers come as each request finishes, so not always in request
         order; peak_sequences is the most sequences the engine held at once while the request ran. An
         init, sleep or wake that arrives while sequences run waits until the engine is idle.
+        With "stream": true, each sequence is also answered as soon as it finishes, before the request's
+        answer: {"id": 2, "partial": true, "index": i, "completion": {...}} (so that grading can start).
     {"id": 3, "op": "sleep", "level": 1} -> {"id": 3, "ok": true, "supported": true, "seconds": 2.1}
     {"id": 4, "op": "wake"} -> {"id": 4, "ok": true, "supported": true, "seconds": 0.9}
         (sleep mode: on a GPU, where the build has it, the engine is started with enable_sleep_mode=True;
@@ -191,8 +193,9 @@ def _wake(req: dict) -> dict:
 class _Generation:
     """One generate request in the engine: its sequences' request ids, and the completions as they finish."""
 
-    def __init__(self, rid: object, request_ids: list[str]) -> None:
+    def __init__(self, rid: object, request_ids: list[str], stream: bool = False) -> None:
         self.rid = rid
+        self.stream = stream  # answer each sequence as it finishes too ("partial"), before the whole request
         self.index = {r: i for i, r in enumerate(request_ids)}
         self.completions: list[dict | None] = [None] * len(request_ids)
         self.left = len(request_ids)
@@ -253,11 +256,12 @@ def _start_generate(req: dict) -> _Generation:
         LOADED_LORA_IDS.add(lora_request.lora_int_id)
     request_ids = LLM_ENGINE.enqueue(prompts, sampling, lora_request=lora_request, use_tqdm=False)
     # enqueue returns the engine's internal ids ("7-1a2b3c4d": a random suffix); outputs carry the id given ("7")
-    return _Generation(req.get("id"), [r.rsplit("-", 1)[0] for r in request_ids])
+    return _Generation(req.get("id"), [r.rsplit("-", 1)[0] for r in request_ids], stream=bool(req.get("stream")))
 
 
-def _step(running: dict[str, _Generation]) -> list[_Generation]:
-    """One engine step; the generate requests it finished (every sequence done)."""
+def _step(running: dict[str, _Generation]) -> tuple[list[_Generation], list[tuple[_Generation, int]]]:
+    """One engine step: the generate requests it finished (every sequence done), and the sequences it finished
+    of streaming requests (request, index)."""
     try:
         held = LLM_ENGINE.llm_engine.get_num_unfinished_requests()
         for g in set(running.values()):
@@ -265,7 +269,7 @@ def _step(running: dict[str, _Generation]) -> list[_Generation]:
         outputs = LLM_ENGINE.llm_engine.step()
     except Exception as exc:  # inside the engine's step: its state is unknown
         raise EngineBroken(f"{type(exc).__name__}: {exc}") from exc
-    done = []
+    done, finished = [], []
     if not outputs and not LLM_ENGINE.llm_engine.has_unfinished_requests():  # never spin on sequences it lost
         raise EngineBroken(f"the engine holds no request, but {len(running)} sequence(s) never came back")
     for request in outputs:
@@ -274,11 +278,14 @@ def _step(running: dict[str, _Generation]) -> list[_Generation]:
         g = running.pop(request.request_id, None)
         if g is None:
             continue
-        g.completions[g.index[request.request_id]] = _completion(request.outputs[0])
+        i = g.index[request.request_id]
+        g.completions[i] = _completion(request.outputs[0])
         g.left -= 1
+        if g.stream:
+            finished.append((g, i))
         if g.left == 0:
             done.append(g)
-    return done
+    return done, finished
 
 
 def _watch_parent(parent: int) -> None:
@@ -366,7 +373,10 @@ def main() -> int:
             break
         if running:
             try:
-                for g in _step(running):
+                done, finished = _step(running)
+                for g, i in finished:
+                    respond({"id": g.rid, "partial": True, "index": i, "completion": g.completions[i]})
+                for g in done:
                     respond({"id": g.rid, "ok": True, **g.response()})
             except EngineBroken as exc:  # every request in the engine is lost with it
                 traceback.print_exc()

@@ -217,6 +217,60 @@ def test_budget_can_grow_on_resume_and_a_finished_run_is_not_rerun(reference: di
         Solver(small_config(tiny_dir, budget=4), run, resume=True).run()
 
 
+class TimedJudge:
+    """The local sandbox's judge, noting when each grading starts."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        from sdpo_discover.discover import SandboxJudge
+        from sdpo_discover.sandbox import make_executor
+
+        self.inner = SandboxJudge(make_executor("local"))
+        self.starts: list[float] = []
+
+    def grade(self, problem: Any, response: str, truncated: bool) -> Any:
+        self.starts.append(time.monotonic())
+        return self.inner.grade(problem, response, truncated)
+
+    def feedback(self, problem: Any, result: Any) -> str | None:
+        return self.inner.feedback(problem, result)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("method", ["best-of-k", "multi-turn"])
+def test_grading_overlaps_sampling_and_changes_nothing_else(method: str, tiny_dir: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """overlap_grading: the first sub-batch (gen_batch_size 2 of a batch of 4) is graded while the second is
+    sampled, and the run equals one without overlap in every attempt, step and count (only timings differ)."""
+    from sdpo_discover.samplers import HFSampler
+
+    ends: list[float] = []  # when each sub-batch's sampling ended
+    sub_batch = HFSampler._generate_batch
+
+    def timed(self: Any, *args: Any, **kw: Any) -> Any:
+        out = sub_batch(self, *args, **kw)
+        ends.append(time.monotonic())
+        return out
+
+    monkeypatch.setattr(HFSampler, "_generate_batch", timed)
+    runs = {}
+    for overlap in (True, False):
+        judge = TimedJudge()
+        ends.clear()
+        cfg = small_config(tiny_dir, method, gen_batch_size=2, overlap_grading=overlap, stop_on_success=False)
+        Solver(cfg, tmp_path / str(overlap), problem=load_problem(PROBLEM), judge=judge).run()
+        # step 0: two sub-batches; its first grading starts before the second sub-batch is sampled, or after
+        assert (judge.starts[0] < ends[1]) == overlap, (overlap, judge.starts[:2], ends[:2])
+        judge.close()
+        c = run_contents(tmp_path / str(overlap))
+        runs[overlap] = c
+    assert runs[True]["attempts"] and runs[True]["attempts"] == runs[False]["attempts"]
+    assert runs[True]["steps"] == runs[False]["steps"] and runs[True]["summary"] == runs[False]["summary"]
+
+
 def test_run_dir_errors(tiny_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")

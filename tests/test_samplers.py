@@ -902,6 +902,8 @@ for line in sys.stdin:
             ids = [ord(c) for c in rest] + ([1] if finish == "stop" and reason is None else [])
             out.append({"text": rest, "token_ids": ids, "finish_reason": finish, "logprobs": [-0.5] * len(ids),
                         "stop_reason": reason})
+        for i in reversed(range(len(out)) if req.get("stream") else []):  # each sequence as it ends: last first
+            answer({"id": req["id"], "partial": True, "index": i, "completion": out[i]})
         answer({"id": req["id"], "ok": True, "seconds": 0.0, "completions": out})
     elif req["op"] == "shutdown":
         answer({"id": req["id"], "ok": True})
@@ -928,6 +930,11 @@ def test_vllm_stops_at_a_closing_fence_and_continues_a_sample_whose_block_held_n
         assert gens[1]["prompts"] == [[0] + [ord(ch) for ch in first]] * 2
         assert gens[0]["seeds"] == [sequence_seed(3, 0), sequence_seed(3, 1)]  # as without stop_at_answer
         assert gens[1]["seeds"] != gens[0]["seeds"] and gens[1]["max_tokens"] == [200 - len(first)] * 2
+        seen: list[tuple[int, Completion]] = []  # streamed (overlap_grading): each sample once, when final
+        again = s.generate([[0], [0]], SamplingParams(max_new_tokens=200, stop_at_answer=True), seed=3,
+                           on_done=lambda i, c: seen.append((i, c)))
+        assert again == got and sorted(i for i, _ in seen) == [0, 1] and all(c == got[i] for i, c in seen)
+        assert [json.loads(x).get("stream") for x in ops.read_text().splitlines()][-2:] == [True, True]
         whole = s.generate([[0]], SamplingParams(max_new_tokens=200), seed=3)[0]
         assert whole.text == STUB_THEN_CODE and whole.token_ids[-1] == 1
         cut = s.generate([[0]], SamplingParams(max_new_tokens=40, stop_at_answer=True), seed=3)[0]

@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
 """Runs sharing one vLLM engine against the same runs one after another (issue 13, item 5).
 
-    python3 bench/shared_engine.py [--methods best-of-k,sdpo] [--budget 32] [--workers 2]
+    python3 bench/shared_engine.py [--methods best-of-k,multi-turn] [--budget 32] [--workers 2]
                                    [--problems problems/cpu-hard/percent-round.json,problems/cpu-hard/lower-median.json]
                                    [--sandbox docker] [--out runs/shared-engine]
 
-For each method, two benches of the same runs (each problem once: the best-of-k pool, or SDPO seed 0), with
+For each method, two benches of the same runs (each problem once: the best-of-k pool, or seed 0), with
 the default model and the vllm sampler, through the product's own `sdpo_discover.bench.run`:
 
   sequential   --workers 1: one engine; the runs one after another
   shared       --workers W: W runs at once in threads of one process, sharing one engine (each run's adapter
                versions its own LoRA requests; their batches sampled in the same engine steps)
 
-The default problems pass 0 of 64 samples of the default model (problems/cpu-hard/ metadata): an SDPO run
-rarely stops early, so both benches make (nearly) the same attempts; the table counts what they made.
+The default problems pass 0 of 64 samples of the default model (problems/cpu-hard/ metadata): a
+run rarely stops early, so both benches make (nearly) the same attempts; the table counts what they made.
 It reports the seconds the runs took (the bench's wall time less the one model load and engine start, from
 timing.json), attempts per second, the shared bench's speed-up, the most sequences the engine held at once,
 and how many attempts have the same tokens in both benches (the per-sequence seeds make them equal unless the
@@ -65,7 +65,7 @@ def one_bench(out: Path, problems: list[Path], method: str, budget: int, workers
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--methods", default="best-of-k,sdpo")
+    ap.add_argument("--methods", default="best-of-k,multi-turn")
     ap.add_argument("--budget", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--problems", default=DEFAULT_PROBLEMS)

@@ -36,6 +36,10 @@ from .store import Attempt, RunDir, fsync_dir
 # turns at seeding it, so that each fresh adapter's init depends on its own run's seed only. (Nothing else in
 # an update draws random numbers while lora_dropout is 0, the default.)
 _RNG_LOCK = threading.Lock()
+# One update at a time in a process: runs in threads (a shared engine) would otherwise train at once, each with
+# a whole update's peak memory (on a GPU, two trainers' beside the engine) for no gain on cores they share;
+# meanwhile the other runs sample. A process of one run never waits on it.
+_UPDATE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -150,7 +154,8 @@ class SDPOMethod:
         # No sibling has passed (the loop stops at the first success), so each teacher sees its attempt's feedback.
         rollouts = [Rollout(self.p.student_ids, a.token_ids, self.p.teacher_ids(a.feedback),
                             reward=1.0 if a.passed else 0.0) for a in attempts]
-        stats = self.learner.step(rollouts)
+        with _UPDATE_LOCK:
+            stats = self.learner.step(rollouts)
         self.version += 1
         self.save_adapter(self.version)
         return stats

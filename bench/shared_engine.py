@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Runs sharing one vLLM engine against the same runs one after another (issue 13, item 5).
+"""Runs sharing one vLLM engine against the same runs one after another (issue 13, item 5), and grading
+while the batch is sampled (`overlap_grading`, issue 15 item 5) against grading after it.
 
     python3 bench/shared_engine.py [--methods best-of-k,multi-turn] [--budget 32] [--workers 2]
                                    [--problems problems/cpu-hard/percent-round.json,problems/cpu-hard/lower-median.json]
                                    [--sandbox docker] [--out runs/shared-engine]
 
-For each method, two benches of the same runs (each problem once: the best-of-k pool, or seed 0), with
+For each method, three benches of the same runs (each problem once: the best-of-k pool, or seed 0), with
 the default model and the vllm sampler, through the product's own `sdpo_discover.bench.run`:
 
-  sequential   --workers 1: one engine; the runs one after another
+  no overlap   --workers 1, overlap_grading off: each batch graded after it is sampled
+  sequential   --workers 1 (overlap_grading on, the default: each sample graded as soon as it ends); one
+               engine, the runs one after another
   shared       --workers W: W runs at once in threads of one process, sharing one engine (each run's adapter
                versions its own LoRA requests; their batches sampled in the same engine steps)
 
@@ -35,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_PROBLEMS = "problems/cpu-hard/percent-round.json,problems/cpu-hard/lower-median.json"  # 0/64: no run stops early
 
 
-def one_bench(out: Path, problems: list[Path], method: str, budget: int, workers: int, sandbox: str) -> dict:
+def one_bench(out: Path, problems: list[Path], method: str, budget: int, workers: int, sandbox: str,
+              overlap: bool = True) -> dict:
     from sdpo_discover.bench import BenchDir, run
     from sdpo_discover.store import RunDir, read_jsonl
 
@@ -49,18 +53,21 @@ def one_bench(out: Path, problems: list[Path], method: str, budget: int, workers
 
     t0 = time.monotonic()
     run(problems, out=out, methods=[method], seeds=[0], budget=budget, pool=budget, workers=workers,
-        settings={"sampler": "vllm", "sandbox": sandbox}, on_event=on_event)
+        settings={"sampler": "vllm", "sandbox": sandbox, "overlap_grading": overlap}, on_event=on_event)
     wall = time.monotonic() - t0
     timing = json.loads((out / "timing.json").read_text())["sessions"][-1]
     bench = BenchDir(out)
-    tokens, attempts = {}, 0
+    tokens, attempts, gen, ex = {}, 0, 0.0, 0.0
     for r in bench.load_plan().runs:
         rows = read_jsonl(RunDir(bench.run_dir(r)).attempts)
         attempts += len(rows)
         tokens[r.problem] = [a["token_ids"] for a in rows]
+        for st in read_jsonl(RunDir(bench.run_dir(r)).steps):
+            gen, ex = gen + st["generate_s"], ex + st["execute_s"]  # ex: grading left after generation
     runs_s = timing["runs_s"]
     return {"wall_s": wall, "runs_s": runs_s, "load_s": timing.get("model_load_s", 0.0), "attempts": attempts,
-            "per_s": attempts / runs_s, "peak": engine.get("peak_sequences"), "tokens": tokens}
+            "per_s": attempts / runs_s, "peak": engine.get("peak_sequences"), "tokens": tokens,
+            "generate_s": gen, "grade_after_s": ex}
 
 
 def main() -> int:
@@ -76,22 +83,25 @@ def main() -> int:
     out = Path(a.out)
     rows = []
     for method in a.methods.split(","):
-        seq = one_bench(out / f"{method}-sequential", problems, method, a.budget, 1, a.sandbox)
-        shared = one_bench(out / f"{method}-shared", problems, method, a.budget, a.workers, a.sandbox)
-        same = sum(x == y for p in seq["tokens"] for x, y in zip(seq["tokens"][p], shared["tokens"][p]))
-        rows.append((method, seq, shared, same))
-        print(f"[{method}] sequential {seq['runs_s']:.0f} s, shared {shared['runs_s']:.0f} s", file=sys.stderr)
-    print(f"\n{len(problems)} runs per bench (one per problem), budget {a.budget} each, batch 16, "
-          f"W = {a.workers} for shared\n")
-    print("| method | bench | runs' seconds | attempts | attempts/s | speed-up | engine's peak sequences "
-          "| same tokens as sequential |")
-    print("|---|---|---|---|---|---|---|---|")
-    for method, seq, shared, same in rows:
-        print(f"| {method} | sequential (W=1) | {seq['runs_s']:.0f} | {seq['attempts']} | {seq['per_s']:.3f} | 1.00 "
-              f"| {seq['peak']} | - |")
-        print(f"| {method} | shared (W={a.workers}) | {shared['runs_s']:.0f} | {shared['attempts']} "
-              f"| {shared['per_s']:.3f} | {shared['per_s'] / seq['per_s']:.2f} | {shared['peak']} "
-              f"| {same}/{shared['attempts']} |")
+        arms = [("no overlap (W=1, overlap_grading off)", one_bench(out / f"{method}-no-overlap", problems, method,
+                                                                     a.budget, 1, a.sandbox, overlap=False))]
+        arms.append(("sequential (W=1)", one_bench(out / f"{method}-sequential", problems, method, a.budget, 1,
+                                                   a.sandbox)))
+        arms.append((f"shared (W={a.workers})", one_bench(out / f"{method}-shared", problems, method, a.budget,
+                                                          a.workers, a.sandbox)))
+        rows.append((method, arms))
+        print(f"[{method}] " + ", ".join(f"{name}: {r['runs_s']:.0f} s" for name, r in arms), file=sys.stderr)
+    print(f"\n{len(problems)} runs per bench (one per problem), budget {a.budget} each, batch 16\n")
+    print("| method | bench | runs' seconds | attempts | attempts/s | against sequential | generation s "
+          "| grading s after generation | engine's peak sequences | same tokens as sequential |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for method, arms in rows:
+        seq = arms[1][1]
+        for name, r in arms:
+            same = sum(x == y for p in seq["tokens"] for x, y in zip(seq["tokens"][p], r["tokens"].get(p, [])))
+            print(f"| {method} | {name} | {r['runs_s']:.0f} | {r['attempts']} | {r['per_s']:.3f} "
+                  f"| {r['per_s'] / seq['per_s']:.2f}x | {r['generate_s']:.0f} | {r['grade_after_s']:.1f} "
+                  f"| {r['peak']} | {same}/{r['attempts']} |")
     return 0
 
 

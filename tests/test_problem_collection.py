@@ -49,7 +49,7 @@ def test_livecodebench_references_pass(local_executor: Executor) -> None:
 
 def test_cpu_hard_suite_shape() -> None:
     problems = load_problems(CPU_HARD)  # the folder, as bench/discovery_cpu.sh loads it
-    assert sorted(p.id for p in problems) == CPU_HARD_IDS and len(CPU_HARD_IDS) == 24  # three screening rounds
+    assert sorted(p.id for p in problems) == CPU_HARD_IDS and len(CPU_HARD_IDS) == 34  # four screening rounds
     assert not set(CPU_HARD_IDS) & set(IDS)
     for p in problems:
         assert (p.test_type, p.difficulty, p.time_limit_s, p.memory_limit_mb) == ("stdin", "easy", 2.0, 256), p.id

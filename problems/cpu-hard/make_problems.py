@@ -2,7 +2,8 @@
 
     python3 problems/cpu-hard/make_problems.py
 
-writes <id>.json (the problem.json format, like problems/sum-two.json) for each of the 24 problems below (12 with a recorded pass rate, 12 of rounds 2 and 3 not yet recorded).
+writes <id>.json (the problem.json format, like problems/sum-two.json) for each of the 34 problems below (four rounds
+of screening, each with its recorded pass rate).
 
 Each problem is an easy task with one twist that a small model often misses. Only the statements and
 test inputs are written here. Every expected output is computed by running the problem's reference
@@ -838,6 +839,319 @@ Constraints
     "naive": ["t=input().strip()\np=input().strip()\nprint(t.count(p))\n"],
 })
 
+
+# ------------------------------------------------------------------------------------------------
+# Fourth round (not yet screened): 6 close analogs of the problems in the band (the same kind of twist
+# on a different task) and 4 milder or harder variants between a problem at 0/64 or above the band and
+# its neighbour (first-repeat and overlap-count without the worked example, record-days with a short note).
+
+# 25 ---------------------------------------------------------------------------------------------
+_r = random.Random(1225)
+_short = [_r.choice(WORDS) for _ in range(200)]
+_short[_r.randint(10, 80)] = "ox"
+_short[_r.randint(100, 190)] = "ax"
+PROBLEMS.append({
+    "id": "shortest-word-last",
+    "title": "Shortest word, last one wins",
+    "twist": "Ties go to the LAST shortest word; min(words, key=len) returns the first.",
+    "statement": """You are given a line of words. Print the shortest word. If several words share the minimum
+length, print the one that appears last in the line.
+
+Input
+One line of words made of lowercase English letters, separated by single spaces. There is at least one
+word.
+
+Output
+The shortest word (the last one among the shortest).
+
+Constraints
+At most 1000 words, each of 1 to 20 letters.
+""",
+    "public": ["elephants sat in a row\n", "cat dog\n", "hello\n", "aa bbb cc ddd eeee\n", "abcde abc abcd xyz\n",
+               "x y z\n"],
+    "hidden": ["three one seven two eight\n", " ".join(_short) + "\n"],
+    "naive": ["print(min(input().split(), key=len))\n"],
+})
+
+# 26 ---------------------------------------------------------------------------------------------
+_r = random.Random(1226)
+PROBLEMS.append({
+    "id": "rotate-left-string",
+    "title": "Rotate a string left",
+    "twist": "k can exceed the length n (up to 10^18): needs k % n; s[k:] + s[:k] without it returns s unchanged, "
+             "a step loop is too slow.",
+    "statement": """Rotate a string s of lowercase English letters to the left by k steps. One step moves the first
+letter to the end. Note that k can be much larger than the length of s.
+
+Input
+The first line contains s. The second line contains k.
+
+Output
+One line: the rotated string.
+
+Constraints
+1 <= length of s <= 10^5
+0 <= k <= 10^18
+""",
+    "public": ["abcde\n2\n", "abc\n4\n", "abcd\n0\n", "z\n1000000000000000000\n", "abcd\n1000000000000000001\n",
+               "fedcba\n6\n"],
+    "hidden": ["abcdefg\n23\n", f"{''.join(_r.choice('abcdefghijklmnopqrstuvwxyz') for _ in range(1000))}\n{10**18 - 7}\n"],
+    "naive": ["s=input().strip()\nk=int(input())\nprint(s[k:]+s[:k])\n"],
+})
+
+# 27 ---------------------------------------------------------------------------------------------
+_r = random.Random(1227)
+_mcases = []
+for _ in range(50):
+    n = _r.choice([0, 0, 1, _r.randint(2, 50)])
+    _mcases.append(f"{n}\n{ints(_r, n, -10**9, 10**9)}\n")
+PROBLEMS.append({
+    "id": "min-cases",
+    "title": "Smallest number of each case",
+    "twist": "A case can have n = 0 (its second line is empty) and must print EMPTY: min() of an empty list raises.",
+    "statement": """The input holds T test cases. For each test case print the smallest of its numbers. A test case
+can have no numbers at all (n = 0); for it, print the word EMPTY.
+
+Input
+The first line contains T. Each test case is two lines: the first contains n, the second the n integers
+separated by spaces (this line is empty when n = 0).
+
+Output
+T lines: the smallest number of each test case (or EMPTY), in input order.
+
+Constraints
+1 <= T <= 100
+0 <= n <= 1000
+-10^9 <= a_i <= 10^9
+""",
+    "public": ["2\n3\n1 5 3\n1\n7\n", "3\n0\n\n2\n-5 5\n0\n\n", "1\n4\n-1000000000 1000000000 0 0\n", "1\n0\n\n",
+               "2\n2\n3 3\n3\n-1 -2 -3\n", "2\n1\n-3\n0\n\n"],
+    "hidden": ["4\n1\n5\n0\n\n3\n9 1 5\n0\n\n", f"{len(_mcases)}\n" + "".join(_mcases)],
+    "naive": ["t=int(input())\nfor _ in range(t):\n    n=int(input())\n    a=list(map(int,input().split()))\n"
+              "    print(min(a))\n"],
+})
+
+# 28 ---------------------------------------------------------------------------------------------
+_r = random.Random(1228)
+_dq = []
+for _ in range(1000):
+    a = _r.choice([_r.randint(-100, 100), _r.randint(-10**18, 10**18)])
+    b = _r.choice([_r.randint(1, 10), _r.randint(1, 10**9), _r.randint(1, 10**18)]) * _r.choice([1, -1])
+    _dq.append((a, b))
+PROBLEMS.append({
+    "id": "divide-toward-zero",
+    "title": "Integer division toward zero",
+    "twist": "Rounds toward zero, not down: a // b floors negative quotients (-7/2 must give -3, not -4); "
+             "int(a / b) goes through a float and is wrong for values near 10^18.",
+    "statement": """Answer T queries. Each query gives two integers a and b (b is not 0). Print a divided by b
+rounded toward zero to an integer, that is, with the fractional part dropped: 7/2 gives 3, and -7/2
+gives -3 (not -4). Note that a and b can be negative, and as large as 10^18 in absolute value.
+
+Input
+The first line contains T. Each of the next T lines contains a and b separated by a space.
+
+Output
+T lines: the answer to each query.
+
+Constraints
+1 <= T <= 1000
+-10^18 <= a, b <= 10^18, b != 0
+""",
+    "public": ["2\n7 2\n20 6\n", "3\n-7 2\n7 -2\n-7 -2\n", "1\n0 -5\n",
+               "2\n999999999999999999 1\n-1000000000000000000 3\n", "2\n5 -1\n-1 1000000000000000000\n",
+               "2\n123456789012345678 7\n-123456789012345678 -7\n"],
+    "hidden": ["4\n-10 3\n10 -3\n-9 3\n1000000000000000000 -7\n", f"{len(_dq)}\n" + "".join(f"{a} {b}\n" for a, b in _dq)],
+    "naive": [
+        "for _ in range(int(input())):\n    a,b=map(int,input().split())\n    print(a//b)\n",
+        "for _ in range(int(input())):\n    a,b=map(int,input().split())\n    print(int(a/b))\n",
+    ],
+})
+
+# 29 ---------------------------------------------------------------------------------------------
+_r = random.Random(1229)
+PROBLEMS.append({
+    "id": "max-subarray-nonempty",
+    "title": "Largest sum of a non-empty subarray",
+    "twist": "The subarray must be NON-EMPTY and all numbers can be negative: Kadane started from best = 0 prints 0 "
+             "instead of the largest element.",
+    "statement": """You are given n integers. Print the largest sum of a non-empty contiguous subarray (one or more
+consecutive numbers). Note that all the numbers can be negative; the subarray must still contain at
+least one number, so then the answer is the largest single number.
+
+Input
+The first line contains n. The second line contains the n integers a_1 ... a_n.
+
+Output
+One integer: the largest sum.
+
+Constraints
+1 <= n <= 10^5
+-10^9 <= a_i <= 10^9
+""",
+    "public": ["9\n-2 1 -3 4 -1 2 1 -5 4\n", "3\n-3 -1 -2\n", "1\n-5\n", "4\n1 2 3 4\n", "5\n0 -1 0 -1 0\n",
+               "2\n-1000000000 -999999999\n"],
+    "hidden": ["4\n-8 -3 -6 -2\n", f"1000\n{ints(_r, 1000, -10**9, -1)}\n"],
+    "naive": [
+        "n=int(input())\nbest=cur=0\nfor x in map(int,input().split()):\n    cur=max(0,cur+x)\n    best=max(best,cur)\n"
+        "print(best)\n",
+        "n=int(input())\nbest=cur=0\nfor x in map(int,input().split()):\n    cur=max(x,cur+x)\n    best=max(best,cur)\n"
+        "print(best)\n",
+    ],
+})
+
+# 30 ---------------------------------------------------------------------------------------------
+_r = random.Random(1230)
+_mp = [_r.randint(-10**9, 10**9) for _ in range(1000)]
+_mp[_r.randint(0, 499)] = -10**9
+_mp[_r.randint(500, 999)] = -10**9 + 1
+PROBLEMS.append({
+    "id": "max-pair-product",
+    "title": "Largest product of two numbers",
+    "twist": "Numbers can be negative: the two most negative numbers can give the largest product, so the product "
+             "of the two largest values is not enough (compare it with the product of the two smallest).",
+    "statement": """You are given n integers. Choose two of them at different positions so that their product is as
+large as possible, and print that product. Note that the numbers can be negative, and the product of
+two negative numbers is positive.
+
+Input
+The first line contains n. The second line contains the n integers a_1 ... a_n.
+
+Output
+One integer: the largest product a_i * a_j with i != j.
+
+Constraints
+2 <= n <= 10^5
+-10^9 <= a_i <= 10^9
+""",
+    "public": ["4\n3 1 4 2\n", "4\n-10 -9 1 2\n", "2\n-5 3\n", "3\n-1000000000 -1000000000 5\n", "5\n0 0 -1 -2 3\n",
+               "3\n-3 -2 -1\n"],
+    "hidden": ["6\n-7 5 -8 6 1 0\n", f"1000\n{' '.join(map(str, _mp))}\n"],
+    "naive": ["n=int(input())\na=sorted(map(int,input().split()))\nprint(a[-1]*a[-2])\n"],
+})
+
+# 31 ---------------------------------------------------------------------------------------------
+_r = random.Random(1231)
+_fr2 = _r.sample(WORDS[:34], 30)
+_fr2_big = _fr2 + [_fr2[17], _fr2[3], _fr2[9]]
+PROBLEMS.append({
+    "id": "first-repeat-plain",
+    "title": "First repeated word, without the worked example",
+    "twist": "As first-repeat (the word whose SECOND occurrence comes first; the first word that occurs twice "
+             "anywhere is wrong for a b b a), but the statement no longer works out the a b b a case.",
+    "statement": """You are given a line of words. Read the words from left to right and print the first word that
+you have already seen before, that is, the word whose second occurrence comes earliest in the line. If
+no word occurs twice, print NONE.
+
+Input
+One line of words made of lowercase English letters, separated by single spaces. There is at least one
+word.
+
+Output
+The first repeated word as defined above, or the word NONE.
+
+Constraints
+At most 1000 words, each of 1 to 20 letters.
+""",
+    "public": ["red blue green blue red\n", "cat dog cat\n", "one two three\n", "x\n", "a b b a\n", "z z\n"],
+    "hidden": ["sun moon star moon sun star\n", " ".join(_fr2_big) + "\n"],
+    "naive": [
+        "w=input().split()\nprint(next((x for x in w if w.count(x)>1),'NONE'))\n",
+        "w=input().split()\nfor i in range(1,len(w)):\n    if w[i]==w[i-1]:\n        print(w[i])\n        break\n"
+        "else:\n    print('NONE')\n",
+    ],
+})
+
+# 32 ---------------------------------------------------------------------------------------------
+_r = random.Random(1232)
+_oc2 = "".join(_r.choice("ab") for _ in range(5000))
+PROBLEMS.append({
+    "id": "overlap-count-plain",
+    "title": "Count occurrences, overlaps included (no worked example)",
+    "twist": "As overlap-count (overlapping occurrences count; str.count counts non-overlapping ones only), but the "
+             "statement no longer works out the aaaa example.",
+    "statement": """You are given a text and a pattern. Print how many times the pattern occurs in the text.
+Occurrences may overlap, and every one of them counts.
+
+Input
+The first line contains the text. The second line contains the pattern. Both are made of lowercase
+English letters.
+
+Output
+One integer: the number of occurrences of the pattern in the text.
+
+Constraints
+1 <= length of the text <= 10^4
+1 <= length of the pattern <= 10
+""",
+    "public": ["abababa\naba\n", "hello\nxyz\n", "aaaa\naa\n", "abc\nabc\n", "abcabc\nc\n", "ab\nabc\n"],
+    "hidden": ["banana\nana\n", f"{_oc2}\nabab\n"],
+    "naive": ["t=input().strip()\np=input().strip()\nprint(t.count(p))\n"],
+})
+
+# 33 ---------------------------------------------------------------------------------------------
+_r = random.Random(1233)
+PROBLEMS.append({
+    "id": "record-days-note",
+    "title": "Record days, with a note",
+    "twist": "As record-days (negative temperatures; day 1 always counts, so the running best must not start at 0), "
+             "with one short note that all temperatures can be below 0, and an all-negative example.",
+    "statement": """The temperature was measured on n consecutive days. A day is a record day if its temperature is
+strictly higher than on every earlier day; the first day is always a record day. Temperatures can be
+negative. Count the record days.
+
+Note: all temperatures can be below 0; the first day is a record day even then.
+
+Input
+The first line contains n. The second line contains the n temperatures t_1 ... t_n.
+
+Output
+One integer: the number of record days.
+
+Constraints
+1 <= n <= 10^5
+-10^9 <= t_i <= 10^9
+""",
+    "public": ["5\n-2 -6 -4 -1 -3\n", "6\n3 1 4 1 5 9\n", "4\n2 2 2 2\n", "1\n-7\n", "5\n1 2 3 4 5\n", "5\n0 -1 0 1 1\n"],
+    "hidden": ["5\n-10 -20 -5 -5 -1\n", f"1000\n{ints(_r, 1000, -10**9, -1)}\n"],
+    "naive": [
+        "n=int(input())\nb=0\nc=0\nfor x in map(int,input().split()):\n    if x>b:\n        c+=1\n        b=x\nprint(c)\n",
+        "n=int(input())\nt=list(map(int,input().split()))\nc=1\nfor i in range(1,n):\n    if t[i]>t[i-1]:\n        c+=1\nprint(c)\n",
+    ],
+})
+
+# 34 ---------------------------------------------------------------------------------------------
+_r = random.Random(1234)
+_tw = []
+for _ in range(300):
+    w = "".join(_r.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'") for _ in range(_r.randint(1, 8)))
+    _tw.append(w)
+PROBLEMS.append({
+    "id": "title-case-keep",
+    "title": "Capitalize every word, keep the rest",
+    "twist": "Only the first letter of each word changes: str.title() and str.capitalize() lowercase the rest "
+             "(mcDonald -> Mcdonald), and title() also capitalizes after an apostrophe or digit (don't -> Don'T).",
+    "statement": """You are given a line of words. Capitalize the first letter of every word and leave every other
+character exactly as it is: mcDonald becomes McDonald (not Mcdonald), and don't becomes Don't (not
+Don'T). A word that starts with a digit or an apostrophe stays unchanged.
+
+Input
+One line of words separated by single spaces. Words are made of English letters (lowercase or
+uppercase), digits and apostrophes. There is at least one word.
+
+Output
+The line with the first letter of every word capitalized.
+
+Constraints
+At most 1000 words, each of 1 to 20 characters.
+""",
+    "public": ["hello world\n", "the mcDonald farm\n", "don't stop\n", "iPhone and iPad\n", "a\n", "HELLO World 42nd\n"],
+    "hidden": ["o'neil's eBay shop\n", " ".join(_tw) + "\n"],
+    "naive": [
+        "print(input().title())\n",
+        "print(' '.join(w.capitalize() for w in input().split()))\n",
+    ],
+})
+
 # ------------------------------------------------------------------------------------------------
 
 
@@ -876,7 +1190,7 @@ def build(spec: dict) -> dict:
 
 def main() -> None:
     ids = [s["id"] for s in PROBLEMS]
-    assert len(ids) == len(set(ids)) == 24, ids
+    assert len(ids) == len(set(ids)) == 34, ids
     for spec in PROBLEMS:
         d = build(spec)
         path = HERE / f"{d['id']}.json"

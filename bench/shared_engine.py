@@ -10,7 +10,7 @@ For each method, three benches of the same runs (each problem once: the best-of-
 the default model and the vllm sampler, through the product's own `sdpo_discover.bench.run`:
 
   no overlap   --workers 1, overlap_grading off: each batch graded after it is sampled
-  sequential   --workers 1 (overlap_grading on, the default: each sample graded as soon as it ends); one
+  sequential   --workers 1, overlap_grading on (each sample graded as soon as it ends); one
                engine, the runs one after another
   shared       --workers W: W runs at once in threads of one process, sharing one engine (each run's adapter
                versions its own LoRA requests; their batches sampled in the same engine steps)

@@ -200,10 +200,12 @@ class SolveConfig:
     gen_batch_size: int = _f(16, "hf sampler: sequences per generate call (decoding on a CPU is bound by reading "
                                  "the weights, so a whole batch at once).")
     workers: int = _f(2, "Attempts graded at once.")
-    overlap_grading: bool = _f(True, "best-of-k and multi-turn: grade each sample as soon as the sampler has it "
-                                     "(vllm: as each sequence ends; hf: as each gen_batch_size sub-batch ends), "
-                                     "while the rest of the batch is sampled. Attempts are recorded only once the "
-                                     "whole batch is saved, as without it.")
+    overlap_grading: bool = _f(False, "best-of-k and multi-turn: grade each sample as soon as the sampler has it "
+                                      "(vllm: as each sequence ends; hf: as each gen_batch_size sub-batch ends), "
+                                      "while the rest of the batch is sampled; attempts are recorded only once the "
+                                      "whole batch is saved, as without it. Off by default: on a 2-core CPU the "
+                                      "grading took cores from the sampler and cost more than it saved "
+                                      "(bench/README.md); on where the sampler does not use the CPU (a GPU).")
     keep_adapters: str = _f("all", "sdpo: all (every version's adapter stays, for explain and reproduction) or last "
                                    "(only the newest).", choices=KEEP_ADAPTERS)
     vllm_max_model_len: int = _f(4096, "vllm sampler: the engine's context length.")

@@ -343,7 +343,7 @@ def test_runs_sharing_one_vllm_engine_are_sampled_together(tmp_path: Path) -> No
         (tmp_path / f"{pid}.json").write_text(json.dumps(p.to_json()))
         files.append(tmp_path / f"{pid}.json")
     flags = {"model": str(model), "batch_size": 4, "sandbox": "local", "sampler": "vllm", "device": "cpu"}
-    sets = ["max_new_tokens=16", "sdpo.lr=0.05", "vllm_kv_cache_gib=1"]
+    sets = ["max_new_tokens=16", "sdpo.lr=0.05", "vllm_kv_cache_gib=1", "overlap_grading=true"]  # streamed too
     out = tmp_path / "bench"
     plan = prepare(out, files, methods=["sdpo", "best-of-k"], seeds=[0], budget=12, pool=12, flags=flags,
                    config_file=None, assignments=sets, resume=False, command=[])

@@ -282,19 +282,19 @@ def test_vllm_engine_sleeps_beside_the_trainer_and_wakes_to_the_same_samples(tmp
         prompts = [tok("def f(x):\n").input_ids] * 8
         params = SamplingParams(max_new_tokens=24, temperature=1.0)
         s.load_adapter(adapter(1), 1, run="gpu-check")
-        before = [c.token_ids for c in s.generate(prompts, params, seed=3)]
+        before = [c.token_ids for c in s.generate(prompts, params, seed=3, run="gpu-check")]
         free_awake, total = torch.cuda.mem_get_info()
         assert s.sleep() and s.asleep
         free_asleep = torch.cuda.mem_get_info()[0]
         assert free_asleep - free_awake > 0.5 * share * total, (free_awake / GIB, free_asleep / GIB)
-        after = [c.token_ids for c in s.generate(prompts, params, seed=3)]  # wakes the engine first
+        after = [c.token_ids for c in s.generate(prompts, params, seed=3, run="gpu-check")]  # wakes the engine first
         assert not s.asleep and after == before
         s.load_adapter(None, 0, run="gpu-check")
-        assert [c.token_ids for c in s.generate(prompts, params, seed=3)] != before  # the adapter did apply
+        assert [c.token_ids for c in s.generate(prompts, params, seed=3, run="gpu-check")] != before  # the adapter did apply
         assert s.sleep()
         s.load_adapter(adapter(2), 2, run="gpu-check")  # a new version after a sleep: a new LoRA request
         assert s.lora_request("gpu-check")["name"] == "gpu-check-v2"
-        v2 = [c.token_ids for c in s.generate(prompts, params, seed=3)]
+        v2 = [c.token_ids for c in s.generate(prompts, params, seed=3, run="gpu-check")]
         assert v2 != before and s._proc.pid == pid and s._proc.poll() is None  # never restarted
         report("vllm sleep/wake on cuda", vllm=s.vllm_version, start_s=round(s.start_seconds, 1),
                freed_gib=round((free_asleep - free_awake) / GIB, 2), share_gib=round(share * total / GIB, 2),

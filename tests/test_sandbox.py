@@ -142,3 +142,100 @@ def test_printing_the_done_line_does_not_end_the_attempt(executor: Executor) -> 
     code = "import sys\nsys.stdout.write(" + repr(DONE_LINE.decode()) + ")\n" + SUM
     r = grade_code(STDIN, code, executor)
     assert r.status is AttemptStatus.FAILED and len(r.tests) == 3  # every test ran (and printed extra)
+
+
+class _FlakyDaemon:
+    """A fake Docker API for DockerExecutor's bookkeeping: containers are dicts of labels, exec
+    sockets are socket pairs. `remove_fails` makes the next removes fail as a timed-out request does;
+    `create_times_out` makes the next create fail on the client's side after the daemon made it."""
+
+    class Timeout(Exception):
+        response = None
+
+    def __init__(self) -> None:
+        self.containers_: dict[str, dict[str, str]] = {}
+        self.remove_fails = 0
+        self.create_times_out = 0
+        self.lock = threading.Lock()
+
+    def inspect_image(self, image: str) -> dict:
+        return {}
+
+    def create_host_config(self, **kw: object) -> dict:
+        return dict(kw)
+
+    def create_container(self, image: str, labels: dict[str, str], **kw: object) -> dict:
+        import uuid
+
+        cid = uuid.uuid4().hex
+        with self.lock:
+            self.containers_[cid] = dict(labels)
+            if self.create_times_out:
+                self.create_times_out -= 1
+                raise self.Timeout("Read timed out. (read timeout=60)")
+        return {"Id": cid}
+
+    def start(self, cid: str) -> None:
+        pass
+
+    def exec_create(self, cid: str, cmd: list[str], **kw: object) -> dict:
+        return {"Id": "exec-" + cid}
+
+    def exec_start(self, exec_id: str, socket: bool) -> object:
+        import socket as so
+
+        a, b = so.socketpair()
+        b.close()
+        return a
+
+    def remove_container(self, cid: str, force: bool) -> None:
+        with self.lock:
+            if self.remove_fails:
+                self.remove_fails -= 1
+                raise self.Timeout("Read timed out. (read timeout=60)")
+            if self.containers_.pop(cid, None) is None:
+                class NotFound(Exception):
+                    class response:
+                        status_code = 404
+                raise NotFound(cid)
+
+    def containers(self, all: bool, filters: dict[str, str]) -> list[dict]:
+        key, _, value = filters["label"].partition("=")
+        with self.lock:
+            return [{"Id": c, "Labels": l} for c, l in self.containers_.items()
+                    if key in l and (not value or l[key] == value)]
+
+
+@pytest.fixture
+def flaky_daemon(monkeypatch: pytest.MonkeyPatch) -> _FlakyDaemon:
+    from types import SimpleNamespace
+
+    import sdpo_discover.sandbox.container as container
+
+    daemon = _FlakyDaemon()
+    monkeypatch.setattr(container, "docker_client", lambda timeout=60: SimpleNamespace(api=daemon))
+    return daemon
+
+
+def test_docker_executor_retries_a_failed_remove_and_close_sweeps_its_label(flaky_daemon: _FlakyDaemon) -> None:
+    # The clean-clone CI of 17f4f8a leaked one container that nothing ever removed: a remove that fails
+    # once (a daemon busy past the client's timeout) used to forget the container.
+    from sdpo_discover.sandbox.container import DockerExecutor
+
+    ex = DockerExecutor(image="fake", pool_size=2)
+    assert ex.wait_ready(10)
+    mine = set(flaky_daemon.containers_)
+    assert len(mine) == 2
+    flaky_daemon.remove_fails = 2  # the next remove fails twice, then works
+    cid = next(iter(mine))
+    assert ex._destroy(cid) and cid not in flaky_daemon.containers_
+    flaky_daemon.remove_fails = 10  # a remove that keeps failing: the container stays ours to retry
+    other = next(iter(mine - {cid}))
+    assert not ex._destroy(other) and other in ex._live and other in flaky_daemon.containers_
+    flaky_daemon.remove_fails = 0
+    flaky_daemon.create_times_out = 1  # a create the client gave up on, which the daemon made anyway
+    with pytest.raises(_FlakyDaemon.Timeout):
+        ex._create(256)
+    foreign = flaky_daemon.create_container("fake", labels={"sdpo-discover.sandbox": "1"})  # another executor's
+    ex.close()
+    assert set(flaky_daemon.containers_) == {foreign["Id"]}

@@ -43,6 +43,7 @@ from .image import configured_image
 
 LABEL = "sdpo-discover.sandbox"
 OWNER_LABEL = "sdpo-discover.owner"
+EXECUTOR_LABEL = "sdpo-discover.executor"  # one per DockerExecutor: close() sweeps by it
 # Overridable for users with their own image (same contract: see image.py).
 DEFAULT_IMAGE = configured_image()
 RUNNER_OVERHEAD_MB = 192  # the runner itself and the page cache of tmpfs files, on top of one test's limit
@@ -102,6 +103,12 @@ def reap_stale(client: Any) -> int:
     return n
 
 
+def _already_gone(e: Exception) -> bool:
+    """A remove that failed because the container is gone or being removed (auto-remove) already."""
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    return status == 404 or (status == 409 and "in progress" in str(e))
+
+
 @dataclass
 class _Warm:
     """A pre-started container whose runner is already up and waiting for its request."""
@@ -133,6 +140,7 @@ class DockerExecutor(Executor):
         self.image, self.pool_size, self.memory_mb, self.cpus = image, max(1, pool_size), memory_mb, cpus
         self.pids_limit, self.work_tmpfs_mb, self.max_lifetime_s = pids_limit, work_tmpfs_mb, max_lifetime_s
         self.owner = _owner_id()
+        self.id = uuid.uuid4().hex[:12]
         self._runner_cmd = ["python3", "-I", "-S", "-c", runner_source()]
         self._ready: queue.Queue[_Warm] = queue.Queue()
         self._live: set[str] = set()  # every container we created and have not yet removed
@@ -186,7 +194,7 @@ class DockerExecutor(Executor):
         )
         c = self.api.create_container(
             self.image, command=["sleep", str(self.max_lifetime_s)], user="1000:1000", working_dir="/work",
-            labels={LABEL: "1", OWNER_LABEL: self.owner}, host_config=hc, environment={},
+            labels={LABEL: "1", OWNER_LABEL: self.owner, EXECUTOR_LABEL: self.id}, host_config=hc, environment={},
             name=f"sdpo-sandbox-{uuid.uuid4().hex[:12]}", network_disabled=True,
         )
         cid = c["Id"]
@@ -227,13 +235,24 @@ class DockerExecutor(Executor):
             pass
         self._destroy(warm.cid)
 
-    def _destroy(self, cid: str) -> None:
-        try:
-            self.api.remove_container(cid, force=True)
-        except Exception:
-            pass  # already gone (auto-remove), or the daemon is down: the lifetime bound still holds
+    def _destroy(self, cid: str, tries: int = 3) -> bool:
+        """Remove a container; True once it is gone. A failure that is not "already gone" (the daemon
+        busy past the client's timeout, a dropped connection: seen under a loaded CI) is retried, and
+        a container that still cannot be removed stays in `_live` for close() to try again: forgetting
+        it would leave it running for `max_lifetime_s`."""
+        for i in range(tries):
+            try:
+                self.api.remove_container(cid, force=True)
+                break
+            except Exception as e:
+                if _already_gone(e):
+                    break
+                if i == tries - 1:
+                    return False
+                time.sleep(0.5 * (i + 1))
         with self._lock:
             self._live.discard(cid)
+        return True
 
     def _take(self, timeout: float = 120.0) -> _Warm:
         end = time.monotonic() + timeout
@@ -349,6 +368,14 @@ class DockerExecutor(Executor):
         with self._lock:
             live = list(self._live)
         for cid in live:
+            self._destroy(cid)
+        # Also whatever carries this executor's label but is not in `_live`: a create call that failed
+        # on the client's side (a timeout) after the daemon had made the container.
+        try:
+            left = [c["Id"] for c in self.api.containers(all=True, filters={"label": f"{EXECUTOR_LABEL}={self.id}"})]
+        except Exception:
+            left = []
+        for cid in left:
             self._destroy(cid)
         try:
             atexit.unregister(self.close)

@@ -3,7 +3,7 @@
 
     python3 bench/sampling.py [--model qwen2.5-coder-0.5b] [--samplers hf,hf-generate,vllm] [--batch 16]
                               [--problems problems/cpu-hard/rotate-right.json,...] [--max-new-tokens 1024]
-                              [--stop-at-answer on|off]
+                              [--stop-at-answer on|off] [--stop-at-loop on|off]
 
 For each sampler, one batch of `--batch` samples of each problem's real prompt (prompts.Prompts: the
 question as the loop sends it), at the preset's sampling (temperature 0.7, top-p 0.95), seed 0. `hf` is the
@@ -66,6 +66,7 @@ def main() -> int:
     ap.add_argument("--problems", default=DEFAULT_PROBLEMS)
     ap.add_argument("--max-new-tokens", type=int, default=1024)
     ap.add_argument("--stop-at-answer", choices=("on", "off"), default="on")
+    ap.add_argument("--stop-at-loop", choices=("on", "off"), default="on")
     args = ap.parse_args()
 
     from sdpo_discover.discover import load_model_for
@@ -78,7 +79,8 @@ def main() -> int:
     lm = load_model_for(cfg)
     preset = lm.preset
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=preset.temperature if preset else 1.0,
-                            top_p=preset.top_p if preset else 1.0, stop_at_answer=args.stop_at_answer == "on")
+                            top_p=preset.top_p if preset else 1.0, stop_at_answer=args.stop_at_answer == "on",
+                            stop_at_loop=args.stop_at_loop == "on")
     prompts = [Prompts(lm.tokenizer, load_problem(ROOT / p)).student_ids for p in args.problems.split(",")]
     default = choose_sampler("cpu")[0]
     rows = []
@@ -109,7 +111,7 @@ def main() -> int:
         floor = mean_tokens * step / args.batch
         rows.append((name, gen_s / n, tokens / gen_s, mean_tokens, statistics.mean(longest), step, floor,
                      gen_s / n / floor))
-    print(f"\n{args.model}, batch {args.batch}, stop_at_answer {args.stop_at_answer}, "
+    print(f"\n{args.model}, batch {args.batch}, stop_at_answer {args.stop_at_answer}, stop_at_loop {args.stop_at_loop}, "
           f"{len(prompts)} problem(s) x {args.batch} samples; default sampler here: {default}\n")
     print("| sampler | s/attempt | tokens/s | mean tokens | longest | decode step (s, batch) | floor s/attempt | x floor |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

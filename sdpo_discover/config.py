@@ -195,6 +195,9 @@ class SolveConfig:
                                     "```python block with code (a block of comments only, like the echoed "
                                     "`# YOUR CODE HERE` stub, is passed over). What follows is never sampled, "
                                     "graded or trained on.")
+    stop_at_loop: bool = _f(True, "End a sample stuck in a loop, as cut off: when its last 128 or more tokens are one "
+                                  "block of at most 64 tokens repeated 3 times or more (the same line over and "
+                                  "over). Without it such a sample runs to max_new_tokens, and its batch waits.")
     thinking: bool = _f(False, "Chat templates with a thinking switch (Qwen3) get enable_thinking=this in every "
                                "prompt: student, teacher, multi-turn. The paper: off.")
     gen_batch_size: int = _f(16, "hf sampler: sequences per generate call (decoding on a CPU is bound by reading "
@@ -281,7 +284,7 @@ class SolveConfig:
 # Learner settings added after runs were first written, with the value that older runs used: a run written
 # before a setting existed ran with that setting's behaviour of then, not with today's default.
 SETTINGS_ADDED_LATER: dict[str, Any] = {"restate_format": False, "loss_norm": "token"}  # sdpo.*
-TOP_SETTINGS_ADDED_LATER: dict[str, Any] = {"stop_at_answer": False, "overlap_grading": False}
+TOP_SETTINGS_ADDED_LATER: dict[str, Any] = {"stop_at_answer": False, "overlap_grading": False, "stop_at_loop": False}
 
 
 def complete_saved(d: dict[str, Any]) -> dict[str, Any]:

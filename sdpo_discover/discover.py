@@ -263,7 +263,8 @@ class Solver:
         from .samplers import SamplingParams
 
         params = SamplingParams(max_new_tokens=self.cfg.max_new_tokens, temperature=float(self.temperature),
-                                top_p=float(self.top_p), top_k=self.cfg.top_k, stop_at_answer=self.cfg.stop_at_answer)
+                                top_p=float(self.top_p), top_k=self.cfg.top_k, stop_at_answer=self.cfg.stop_at_answer,
+                                stop_at_loop=self.cfg.stop_at_loop)
         run: dict[str, str] = {}
         if self.cfg.sampler == "vllm":  # a new LoRA request per adapter version; the engine keeps running
             # keyed by the run directory's full path: runs sharing an engine each number their versions from 0

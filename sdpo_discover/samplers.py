@@ -44,6 +44,8 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, Iterator
 
+from .vllm_worker import loop_check  # the worker's rule (standard library only), so both samplers apply the same
+
 __all__ = [
     "Completion",
     "HFSampler",
@@ -58,6 +60,7 @@ __all__ = [
 ]
 
 WORKER_SCRIPT = Path(__file__).resolve().with_name("vllm_worker.py")
+CUT_OFF = ("length", "loop")  # the worker's finish reasons of a sample that did not end by itself
 log = logging.getLogger(__name__)
 VLLM_SETUP_HINT = "run scripts/setup-vllm to create it, or point $SDPO_DISCOVER_VLLM_VENV (or venv=) at one"
 IM_END = "<|im_end|>"
@@ -84,6 +87,10 @@ class SamplingParams:
     fenced Python block with code), ending with the token that completes that line: the tokens returned are
     exactly the tokens sampled, and nothing after the answer is sampled (or, with vLLM, only up to a fence
     that turned out to close a block without code, after which the sample continues).
+
+    stop_at_loop: a sample stuck in a loop ends there, as cut off (truncated, like one that reached
+    max_new_tokens): when, at a multiple of 8 tokens, its last 128 or more tokens are one block of at most 64
+    tokens repeated at least 3 times (vllm_worker.loop_period; both samplers stop a sample at the same token).
     """
 
     max_new_tokens: int = 1024
@@ -91,6 +98,7 @@ class SamplingParams:
     top_p: float = 1.0
     top_k: int = 0  # 0 = off
     stop_at_answer: bool = False
+    stop_at_loop: bool = False
 
     def __post_init__(self) -> None:
         def bad(field: str, value: Any, must: str) -> ValueError:
@@ -104,8 +112,9 @@ class SamplingParams:
             raise bad("top_p", self.top_p, "a number in (0, 1]")
         if not _is_int(self.top_k) or self.top_k < 0:
             raise bad("top_k", self.top_k, "an integer >= 0 (0 = off)")
-        if not isinstance(self.stop_at_answer, bool):
-            raise bad("stop_at_answer", self.stop_at_answer, "True or False")
+        for name in ("stop_at_answer", "stop_at_loop"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, getattr(self, name), "True or False")
 
     @property
     def greedy(self) -> bool:
@@ -119,7 +128,8 @@ class Completion:
     token_ids: the generated tokens, ending with the stop token when the sample stopped on one
         (padding and anything after the stop token removed).
     text: token_ids decoded with skip_special_tokens=True (so without the stop token).
-    truncated: stopped at max_new_tokens without a stop token (vLLM: finish_reason == "length").
+    truncated: stopped at max_new_tokens without a stop token (vLLM: finish_reason == "length"), or stuck in a
+        loop (stop_at_loop; vLLM's worker: finish_reason "loop").
     logprobs: one per token id: log-prob under the raw policy at temperature 1 (see the module doc).
     """
 
@@ -340,6 +350,24 @@ class _AnswerStop:
         step = input_ids.shape[1] - self.prompt_len  # tokens generated so far
         for i, tok in enumerate(input_ids[:, -1].tolist()):
             self.feed(i, tok, step)
+        return torch.tensor([e is not None for e in self.ended], dtype=torch.bool, device=input_ids.device)  # (B,)
+
+
+class _LoopStop:
+    """A stopping criterion for stop_at_loop on transformers' generate: ends row i at the step where its tokens
+    so far end in a loop (vllm_worker.loop_check), and remembers that step (`ended[i]`)."""
+
+    def __init__(self, prompt_len: int, rows: int) -> None:
+        self.prompt_len = prompt_len
+        self.ended: list[int | None] = [None] * rows
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:  # once per decode step
+        import torch
+
+        if (input_ids.shape[1] - self.prompt_len) % 8 == 0:  # loop_check looks at multiples of 8 tokens only
+            for i, row in enumerate(input_ids[:, self.prompt_len :].tolist()):
+                if self.ended[i] is None and loop_check(row):
+                    self.ended[i] = len(row)
         return torch.tensor([e is not None for e in self.ended], dtype=torch.bool, device=input_ids.device)  # (B,)
 
 
@@ -567,7 +595,7 @@ class HFSampler(Sampler):
                     logprobs[r].append(l)
                     if t in stops or (answer is not None and answer.feed(r, t, step)):
                         ended[r] = True
-                    else:
+                    elif not (params.stop_at_loop and loop_check(tokens[r])):  # a loop ends it as cut off
                         keep.append(j)
                 if not keep or step == params.max_new_tokens:
                     break
@@ -605,13 +633,14 @@ class HFSampler(Sampler):
         )
         recorder = _LogprobRecorder(width)
         answer = _AnswerStop(self.tokenizer, width, len(prompts)) if params.stop_at_answer else None
+        loop = _LoopStop(width, len(prompts)) if params.stop_at_loop else None
         with self._generation_mode():
             sequences = self.model.generate(
                 input_ids=input_ids.to(device),
                 attention_mask=attention_mask.to(device),
                 generation_config=config,
                 logits_processor=LogitsProcessorList([recorder]),
-                stopping_criteria=StoppingCriteriaList([answer]) if answer else None,
+                stopping_criteria=StoppingCriteriaList([c for c in (answer, loop) if c]) or None,
             )  # (B, L + T)
             logprobs = recorder.finish(sequences).cpu()  # (B, T)
         new_tokens = sequences[:, width:].cpu()  # (B, T)
@@ -624,6 +653,8 @@ class HFSampler(Sampler):
                 truncated = False
             else:
                 truncated = end is None
+            if loop is not None and loop.ended[r] is not None and (end is None or loop.ended[r] < end):
+                end, truncated = loop.ended[r], True  # stuck in a loop: cut off there
             ids = row if end is None else row[:end]
             completions.append(
                 Completion(
@@ -854,6 +885,7 @@ class VLLMSampler(Sampler):
         self.sleep_why = "the engine is not started"
         self.asleep = False
         self._said_no_sleep = False
+        self._said_no_loop_stop = False
         self.sleeps = 0  # times the engine went to sleep
         self.sleep_seconds = self.wake_seconds = 0.0  # the worker's time in sleep / wake, all calls together
         self.adapter_version = None
@@ -1063,7 +1095,7 @@ class VLLMSampler(Sampler):
                     and len(ids[i]) + len(c["token_ids"]) < params.max_new_tokens):
                 return None  # stopped at a fence that closed no answer: sample on
             lp = None if c["logprobs"] is None or lps[i] is None else lps[i] + c["logprobs"]
-            return Completion(text=t, token_ids=ids[i] + c["token_ids"], truncated=c["finish_reason"] == "length",
+            return Completion(text=t, token_ids=ids[i] + c["token_ids"], truncated=c["finish_reason"] in CUT_OFF,
                               logprobs=lp)
 
         while todo:
@@ -1081,6 +1113,10 @@ class VLLMSampler(Sampler):
                 lora=self.lora_request(run),
             )
             self.peak_sequences = max(self.peak_sequences, int(resp.get("peak_sequences", 0)))
+            if params.stop_at_loop and not resp.get("stop_at_loop") and not self._said_no_loop_stop:
+                log.warning("this vLLM build cannot report a sequence's tokens while it runs: stop_at_loop is off for "
+                            "the vllm sampler (a sample stuck in a loop runs to max_new_tokens)")
+                self._said_no_loop_stop = True
             later = []
             for i, c in zip(todo, resp["completions"]):
                 done = final(i, c)
@@ -1091,7 +1127,7 @@ class VLLMSampler(Sampler):
                 if done is None:
                     later.append(i)
             todo, round_ = later, round_ + 1
-        return [Completion(text=text[i], token_ids=ids[i], truncated=finish[i] == "length", logprobs=lps[i])
+        return [Completion(text=text[i], token_ids=ids[i], truncated=finish[i] in CUT_OFF, logprobs=lps[i])
                 for i in range(n)]
 
     @staticmethod

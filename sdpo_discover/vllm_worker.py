@@ -12,13 +12,13 @@ in that venv). One request per line on stdin, one response per line on stdout:
         -> {"id": 1, "ok": true, "start_s": 14.2, "platform": "cpu", "vllm_version": "0.32.0",
             "stop_token_ids": [2], "sleep_mode": false, "sleep_why": "why not, when false"}
     {"id": 2, "op": "generate", "prompts": [[...], ...], "seeds": [s_0, ...],
-     "params": {"max_new_tokens": 1024, "temperature": 1.0, "top_p": 1.0, "top_k": 0},
+     "params": {"max_new_tokens": 1024, "temperature": 1.0, "top_p": 1.0, "top_k": 0, "stop_at_loop": true},
      "max_tokens": [1024, ...] (optional: per sequence, else params' max_new_tokens),
      "stop": ["\n```\n"] (optional stop strings, kept in the text),
      "lora": {"name": "run-v3", "id": 4, "path": DIR} | null}
         (one sequence per prompt, each with its own seed: copies of a prompt get different seeds)
         -> {"id": 2, "ok": true, "seconds": 1.2, "completions": [{"text": "...", "token_ids": [...],
-            "finish_reason": "stop" | "length", "logprobs": [...], "stop_reason": "\n```\n" | null}, ...],
+            "finish_reason": "stop" | "length" | "loop", "logprobs": [...], "stop_reason": "\n```\n" | null}, ...],
             "peak_sequences": 16}
         Requests are read while the engine steps: a generate that arrives while another runs joins it in
         the same engine steps (continuous batching), each with its own LoRA request (max_loras at init: how
@@ -57,6 +57,30 @@ import sys
 import threading
 import time
 import traceback
+
+# stop_at_loop: a sample whose last max(LOOP_MIN_TOKENS, LOOP_MIN_REPEATS * p) tokens are one block of p <=
+# LOOP_MAX_PERIOD tokens repeated is stuck (the same line, or the same clause, over and over) and ends there, as
+# cut off. Checked each time a sample reaches a multiple of LOOP_CHECK_EVERY tokens, by both samplers (the hf
+# sampler imports this), so that both stop a sample at the same token. Measured on 1,360 saved samples
+# (bench/README.md, "stop at a loop"): it fired on all 8 that ran to the 1,024-token cap, by their 298th token,
+# and on no sample that ended by itself.
+LOOP_MAX_PERIOD, LOOP_MIN_TOKENS, LOOP_MIN_REPEATS, LOOP_CHECK_EVERY = 64, 128, 3, 8
+
+
+def loop_period(ids: list[int]) -> int | None:
+    """The period p of the loop `ids` ends in, or None: the last max(LOOP_MIN_TOKENS, LOOP_MIN_REPEATS * p)
+    tokens repeat with period p (each token equals the one p before it), for the smallest such p <= LOOP_MAX_PERIOD."""
+    for p in range(1, LOOP_MAX_PERIOD + 1):
+        span = max(LOOP_MIN_TOKENS, LOOP_MIN_REPEATS * p)
+        if len(ids) >= span and ids[len(ids) - span + p :] == ids[len(ids) - span : len(ids) - p]:
+            return p
+    return None
+
+
+def loop_check(ids: list[int]) -> bool:
+    """Whether a sample of these tokens so far ends here for stop_at_loop (the rule above, at its checkpoints)."""
+    return len(ids) % LOOP_CHECK_EVERY == 0 and len(ids) >= LOOP_MIN_TOKENS and loop_period(ids) is not None
+
 
 LLM_ENGINE = None  # the vllm.LLM, once initialised
 STOP_TOKEN_IDS: list[int] = []
@@ -192,8 +216,9 @@ def _wake(req: dict) -> dict:
 class _Generation:
     """One generate request in the engine: its sequences' request ids, and the completions as they finish."""
 
-    def __init__(self, rid: object, request_ids: list[str], stream: bool = False) -> None:
+    def __init__(self, rid: object, request_ids: list[str], stream: bool = False, stop_at_loop: bool = False) -> None:
         self.rid = rid
+        self.stop_at_loop = stop_at_loop  # end a sequence stuck in a loop (loop_check), finish_reason "loop"
         self.stream = stream  # answer each sequence as it finishes too ("partial"), before the whole request
         self.index = {r: i for i, r in enumerate(request_ids)}
         self.completions: list[dict | None] = [None] * len(request_ids)
@@ -203,7 +228,7 @@ class _Generation:
 
     def response(self) -> dict:
         return {"seconds": round(time.monotonic() - self.started, 4), "completions": self.completions,
-                "peak_sequences": self.peak}
+                "peak_sequences": self.peak, "stop_at_loop": self.stop_at_loop}
 
 
 def _completion(out) -> dict:  # noqa: ANN001 - a vllm CompletionOutput
@@ -254,8 +279,30 @@ def _start_generate(req: dict) -> _Generation:
         # request). The engine's own list, not a record of ours: that goes stale once the cache evicts.
         LLM_ENGINE.llm_engine.add_lora(lora_request)
     request_ids = LLM_ENGINE.enqueue(prompts, sampling, lora_request=lora_request, use_tqdm=False)
+    loops = bool(p.get("stop_at_loop")) and _every_step(request_ids)
     # enqueue returns the engine's internal ids ("7-1a2b3c4d": a random suffix); outputs carry the id given ("7")
-    return _Generation(req.get("id"), [r.rsplit("-", 1)[0] for r in request_ids], stream=bool(req.get("stream")))
+    return _Generation(req.get("id"), [r.rsplit("-", 1)[0] for r in request_ids], stream=bool(req.get("stream")),
+                       stop_at_loop=loops)
+
+
+def _every_step(request_ids: list[str]) -> bool:
+    """Have the engine report these sequences' tokens at every step, not only when they finish, so that _step can
+    see a loop (stop_at_loop). The offline LLM asks for final outputs only (vLLM 0.32: RequestOutputKind.FINAL_ONLY,
+    set as each request is added); the request's state in the output processor, which lives in this process
+    whether or not the engine core runs in another, is switched to cumulative outputs. False where this vLLM
+    has no such state: its samples then run to their end, and the parent says so."""
+    try:
+        from vllm.sampling_params import RequestOutputKind
+
+        states = LLM_ENGINE.llm_engine.output_processor.request_states
+        found = [states[r] for r in request_ids if r in states and hasattr(states[r], "output_kind")]
+    except (ImportError, AttributeError):
+        return False
+    if len(found) != len(request_ids):
+        return False
+    for state in found:
+        state.output_kind = RequestOutputKind.CUMULATIVE
+    return True
 
 
 def _step(running: dict[str, _Generation]) -> tuple[list[_Generation], list[tuple[_Generation, int]]]:
@@ -271,19 +318,31 @@ def _step(running: dict[str, _Generation]) -> tuple[list[_Generation], list[tupl
     done, finished = [], []
     if not outputs and not LLM_ENGINE.llm_engine.has_unfinished_requests():  # never spin on sequences it lost
         raise EngineBroken(f"the engine holds no request, but {len(running)} sequence(s) never came back")
+    looped = []
     for request in outputs:
         if not request.finished:
-            continue
+            # Outputs are cumulative (the LLM's default): every step brings each running sequence's tokens so far.
+            g = running.get(request.request_id)
+            if g is None or not g.stop_at_loop or not loop_check(request.outputs[0].token_ids):
+                continue
+            looped.append(request.request_id)
         g = running.pop(request.request_id, None)
         if g is None:
             continue
         i = g.index[request.request_id]
         g.completions[i] = _completion(request.outputs[0])
+        if not request.finished:
+            g.completions[i]["finish_reason"] = "loop"
         g.left -= 1
         if g.stream:
             finished.append((g, i))
         if g.left == 0:
             done.append(g)
+    if looped:  # ended here: the engine stops sampling them (by the ids outputs carry, the ones given)
+        try:
+            LLM_ENGINE.llm_engine.abort_request(looped)
+        except Exception as exc:  # noqa: BLE001
+            raise EngineBroken(f"abort failed: {type(exc).__name__}: {exc}") from exc
     return done, finished
 
 

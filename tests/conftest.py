@@ -90,3 +90,16 @@ def fake_vllm_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_sourc
     (tmp_path / "worker.py").write_text(worker_source)
     monkeypatch.setattr(samplers, "WORKER_SCRIPT", tmp_path / "worker.py")
     return venv
+
+
+def load_worker_module():  # noqa: ANN201 - the module
+    """vllm_worker.py as a fresh module of this interpreter (it imports vllm only inside its ops), so that a test
+    can give it a fake engine (LLM_ENGINE) without touching another test's copy."""
+    import importlib.util
+
+    from sdpo_discover.samplers import WORKER_SCRIPT
+
+    spec = importlib.util.spec_from_file_location("vllm_worker_under_test", WORKER_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

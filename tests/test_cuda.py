@@ -15,7 +15,6 @@ real worker's sleep ops against a fake engine, and scripts/setup-vllm's choice o
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json
 import math
 import os
@@ -29,7 +28,7 @@ import torch
 
 import conftest
 from sdpo_discover.models import save_tiny_model, tiny_model
-from sdpo_discover.samplers import WORKER_SCRIPT, Completion, HFSampler, SamplingParams, VLLMSampler, vllm_available
+from sdpo_discover.samplers import Completion, HFSampler, SamplingParams, VLLMSampler, vllm_available
 from sdpo_discover.sdpo import Rollout, SDPOConfig, SDPOLearner, attach_lora
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -478,16 +477,8 @@ def test_a_hub_id_reaches_the_engine_as_it_is(fake_worker, tmp_path: Path) -> No
         make("sleeps", model=str(tmp_path / "nowhere"))
 
 
-def load_worker_module() -> Any:
-    """vllm_worker.py as a fresh module of this interpreter (it imports vllm only inside its ops)."""
-    spec = importlib.util.spec_from_file_location("vllm_worker_under_test", WORKER_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_worker_sleeps_and_wakes_its_engine_once_and_only_with_sleep_mode() -> None:
-    w = load_worker_module()
+    w = conftest.load_worker_module()
     with pytest.raises(RuntimeError, match="sleep before init"):
         w._sleep({})
     with pytest.raises(RuntimeError, match="wake before init"):
@@ -522,7 +513,7 @@ def test_the_worker_sleeps_and_wakes_its_engine_once_and_only_with_sleep_mode() 
 
 
 def test_the_worker_asks_the_build_and_the_platform_for_sleep_mode() -> None:
-    w = load_worker_module()
+    w = conftest.load_worker_module()
     vllm = type("vllm", (), {"__version__": "9.9"})
 
     class NoSleep:

@@ -936,6 +936,107 @@ def test_hf_stops_at_the_answer_with_exactly_the_tokens_sampled(stop: bool) -> N
     assert short[0].truncated and len(short[0].token_ids) == 20
 
 
+# --------------------------------------------------------------------------------------------------
+# stop_at_loop: a sample stuck in a loop ends there, as cut off
+# --------------------------------------------------------------------------------------------------
+
+
+def test_loop_period_is_a_block_repeated_at_the_end() -> None:
+    from sdpo_discover.vllm_worker import loop_check, loop_period
+
+    assert loop_period([7] * 128) == 1 and loop_period([7] * 127) is None  # 128 tokens at least
+    assert loop_period([1, 2, 3] + [4, 5] * 64) == 2  # the prefix before the loop does not matter
+    assert loop_period([1, 2, 3] + [4, 5] * 63) is None  # 126 tokens of the loop: not yet
+    block = list(range(100, 150))  # p = 50: 3 repeats, 150 tokens
+    assert loop_period(block * 3) == 50 and loop_period((block * 3)[1:]) is None
+    assert loop_period(list(range(200, 265)) * 4) is None  # p = 65: longer than any loop it looks for
+    assert loop_period(list(range(300, 500))) is None  # no repeat at all
+    assert loop_period([4, 5] * 70 + [6]) is None  # the loop must reach the end
+    # checked at multiples of 8 tokens only, where both samplers look
+    assert [n for n in range(120, 150) if loop_check([1, 2, 3] + [4, 5] * ((n - 3) // 2) + [4] * ((n - 3) % 2))] == [136, 144]
+
+
+def _markov(model: Any, nxt: dict[int, int], eos: int = 1) -> None:
+    """Make `model` emit, after each token t, the token nxt[t] (eos after any other): a row's tokens depend on its
+    own last token only, so they stay known exactly while rows leave the batch (compact decoding)."""
+    original = model.forward
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        last = kwargs["input_ids"][:, -1].tolist()
+        logits = torch.full_like(out.logits[:, -1, :], -1e4)  # (B, V)
+        for r, t in enumerate(last):
+            logits[r, nxt.get(t, eos)] = 0.0
+        out.logits[:, -1, :] = logits
+        return out
+
+    model.forward = forward
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["compact", "generate"])
+def test_hf_stops_a_sample_stuck_in_a_loop_as_cut_off(compact: bool) -> None:
+    tok = make_tokenizer()
+    model = make_model()
+    # row 0 (prompt ends in 3): 7 8 9, then 10 11 10 11 ...: a loop of period 2 from token 3, so the rule holds
+    # from 3 + 128 = 131 tokens, and the first checkpoint (a multiple of 8) there is 136.
+    # row 1 (4): 60 61 ... 109 60 61 ...: period 50 from the first token: 3 repeats = 150 tokens, checked at 152.
+    # row 2 (5): 13 14 15 eos: ends by itself.
+    nxt = {3: 7, 7: 8, 8: 9, 9: 10, 10: 11, 11: 10, 4: 60, 5: 13, 13: 14, 14: 15, 15: 1}
+    nxt.update({60 + i: 60 + (i + 1) % 50 for i in range(50)})
+    _markov(model, nxt)
+    looping = [7, 8, 9] + [10, 11] * 150
+    wide = [60 + i % 50 for i in range(300)]
+    hf = HFSampler(model, tok, batch_size=3, compact=compact)
+    prompts = [[5, 6, 3], [5, 6, 4], [5, 6, 5]]
+    a, b, c = hf.generate(prompts, SamplingParams(max_new_tokens=250, stop_at_loop=True), seed=0)
+    assert a.token_ids == looping[:136] and a.truncated and len(a.logprobs) == 136
+    assert b.token_ids == wide[:152] and b.truncated
+    assert c.token_ids == [13, 14, 15, 1] and not c.truncated
+    a, b, c = hf.generate(prompts, SamplingParams(max_new_tokens=250), seed=0)  # off: to the cap
+    assert a.token_ids == looping[:250] and a.truncated and b.token_ids == wide[:250] and c.token_ids == [13, 14, 15, 1]
+
+
+def test_the_worker_ends_a_looping_sequence_and_aborts_it_in_the_engine() -> None:
+    from types import SimpleNamespace
+
+    w = conftest.load_worker_module()
+    scripts = {"0": [7, 8] + [9] * 200, "1": list(range(20, 60)) + [2]}  # request 1 ends by itself (40 tokens)
+    aborted: list[str] = []
+
+    class Engine:
+        steps = 0
+
+        def get_num_unfinished_requests(self) -> int:
+            return len([r for r in scripts if r not in aborted])
+
+        def has_unfinished_requests(self) -> bool:
+            return self.get_num_unfinished_requests() > 0
+
+        def abort_request(self, ids: list[str]) -> None:
+            aborted.extend(ids)
+
+        def step(self) -> list[Any]:
+            self.steps += 1
+            outs = []
+            for rid, ids in scripts.items():
+                if rid in aborted or self.steps > len(ids):
+                    continue
+                done = self.steps == len(ids)
+                out = SimpleNamespace(text="x" * self.steps, token_ids=ids[: self.steps], logprobs=None,
+                                      finish_reason="stop" if done else None, stop_reason=None)
+                outs.append(SimpleNamespace(request_id=rid, finished=done, outputs=[out]))
+            return outs
+
+    w.LLM_ENGINE = SimpleNamespace(llm_engine=Engine())
+    g = w._Generation(3, ["0", "1"], stop_at_loop=True)
+    running = {"0": g, "1": g}
+    while running:
+        done, _ = w._step(running)
+    assert done == [g] and aborted == ["0"]
+    assert g.completions[0]["token_ids"] == ([7, 8] + [9] * 200)[:136] and g.completions[0]["finish_reason"] == "loop"
+    assert g.completions[1]["finish_reason"] == "stop" and len(g.completions[1]["token_ids"]) == 41
+
+
 FAKE_STOP_WORKER = r"""
 import json, os, sys
 SCRIPT = os.environ["FAKE_SCRIPT"]
@@ -958,12 +1059,15 @@ for line in sys.stdin:
                     rest, reason = rest[: rest.index(s) + len(s)], s
             if len(rest) > m:
                 rest, reason, finish = rest[:m], None, "length"
+            if req["params"].get("stop_at_loop") and "@" in rest:  # '@': where this fake's loop check fires
+                rest, reason, finish = rest[: rest.index("@")], None, "loop"
             ids = [ord(c) for c in rest] + ([1] if finish == "stop" and reason is None else [])
             out.append({"text": rest, "token_ids": ids, "finish_reason": finish, "logprobs": [-0.5] * len(ids),
                         "stop_reason": reason})
         for i in reversed(range(len(out)) if req.get("stream") else []):  # each sequence as it ends: last first
             answer({"id": req["id"], "partial": True, "index": i, "completion": out[i]})
-        answer({"id": req["id"], "ok": True, "seconds": 0.0, "completions": out})
+        answer({"id": req["id"], "ok": True, "seconds": 0.0, "completions": out,
+                "stop_at_loop": bool(req["params"].get("stop_at_loop"))})
     elif req["op"] == "shutdown":
         answer({"id": req["id"], "ok": True})
         break
@@ -998,6 +1102,35 @@ def test_vllm_stops_at_a_closing_fence_and_continues_a_sample_whose_block_held_n
         assert whole.text == STUB_THEN_CODE and whole.token_ids[-1] == 1
         cut = s.generate([[0]], SamplingParams(max_new_tokens=40, stop_at_answer=True), seed=3)[0]
         assert cut.truncated and len(cut.token_ids) == 40  # the budget runs out in the second round
+    monkeypatch.setenv("FAKE_SCRIPT", "```python\nprint(1)@@@@")  # the worker says the sample looped
+    with VLLMSampler(tmp_path / "model", venv=venv) as s:
+        looped = s.generate([[0]], SamplingParams(max_new_tokens=200, stop_at_loop=True), seed=3)[0]
+        assert looped.text == "```python\nprint(1)" and looped.truncated  # cut off, as at max_new_tokens
+        assert json.loads(ops.read_text().splitlines()[-1])["params"]["stop_at_loop"] is True
+
+
+@pytest.mark.vllm
+def test_vllm_stop_at_loop_end_to_end(vllm_sampler: VLLMSampler, tiny: Tiny, tmp_path: Path) -> None:
+    """The real engine, with an adapter trained to write one line over and over: greedy, with stop_at_loop its
+    sample is the same tokens up to the first checkpoint where the rule holds, cut off, and the engine (which
+    aborted the sequence) samples on."""
+    from sdpo_discover.vllm_worker import loop_check
+
+    n = min(180, 256 - len(tiny.prompt_ids) - 1)
+    train_adapter(tiny.dir, tiny.prompt_ids, tiny.tokenizer("x = 1\n" + "y\n" * 90).input_ids, tmp_path / "adapter-loop",
+                  nll=0.5)
+    s = vllm_sampler
+    s.load_adapter(tmp_path / "adapter-loop", 1, run="loop")
+    whole = s.generate([tiny.prompt_ids], SamplingParams(max_new_tokens=n, temperature=0), seed=0, run="loop")[0]
+    fires = [k for k in range(1, len(whole.token_ids) + 1) if loop_check(whole.token_ids[:k])]
+    assert fires, f"the tiny model's greedy sample does not loop: {whole.token_ids}"
+    got = s.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=n, temperature=0, stop_at_loop=True),
+                     seed=0, run="loop")
+    assert not s._said_no_loop_stop  # the worker could watch the sequences' tokens
+    for c in got:
+        assert c.token_ids == whole.token_ids[: fires[0]] and c.truncated and len(c.logprobs) == fires[0]
+    again = s.generate([tiny.prompt_ids], SamplingParams(max_new_tokens=n, temperature=0), seed=0, run="loop")[0]
+    assert again.token_ids == whole.token_ids
 
 
 @pytest.mark.vllm

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sampling speed against the hardware's floor (issue 15, item 1).
 
-    python3 bench/sampling.py [--model qwen2.5-coder-0.5b] [--samplers hf,hf-generate,vllm] [--batch 16]
+    python3 bench/sampling.py [--model qwen2.5-coder-0.5b] [--samplers hf,hf-generate,vllm,vllm-lora] [--batch 16]
                               [--problems problems/cpu-hard/rotate-right.json,...] [--max-new-tokens 1024]
                               [--stop-at-answer on|off] [--stop-at-loop on|off]
 
@@ -9,7 +9,8 @@ For each sampler, one batch of `--batch` samples of each problem's real prompt (
 question as the loop sends it), at the preset's sampling (temperature 0.7, top-p 0.95), seed 0. `hf` is the
 HF sampler as the product runs it (its compact decode loop: a row that ends leaves the batch); `hf-generate`
 is the same sampler on transformers' `generate`, which keeps every row to the batch's longest (issue 15,
-item 3). It reports:
+item 3). `vllm-lora` is vllm sampling through a LoRA request of a random adapter of the product's shape (rank 8,
+every linear layer), as SDPO's batches after its first update do (issue 15, item 7). It reports:
 
   s/attempt      generation seconds per sample (the batch's wall time / batch)
   tokens/s       generated tokens per second
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,10 +60,29 @@ def decode_step_s(model, prompt_ids: list[int], batch: int, extra: int) -> float
     return statistics.median(times)
 
 
+def random_adapter(model, folder: Path) -> Path:  # noqa: ANN001
+    """A LoRA adapter of the product's shape (SDPOConfig's rank and targets) with small random B, as after a few
+    updates (B = 0 would be the base model), saved to `folder`; the model is left as it was."""
+    import torch
+
+    from sdpo_discover.config import SDPOConfig
+    from sdpo_discover.sdpo import attach_lora
+
+    torch.manual_seed(0)
+    peft_model = attach_lora(model, SDPOConfig())
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 1e-3)
+    peft_model.save_pretrained(str(folder))
+    peft_model.unload()
+    return folder
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
-    ap.add_argument("--samplers", default="hf,hf-generate,vllm")
+    ap.add_argument("--samplers", default="hf,hf-generate,vllm,vllm-lora")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--problems", default=DEFAULT_PROBLEMS)
     ap.add_argument("--max-new-tokens", type=int, default=1024)
@@ -93,6 +114,8 @@ def main() -> int:
             sampler = HFSampler(lm.model, lm.tokenizer, batch_size=args.batch, compact=name == "hf")
         else:
             sampler = VLLMSampler(lm.path, max_model_len=4096, seed=0, device="cpu")
+            if name == "vllm-lora":  # what SDPO's batches after an update cost: each a LoRA request
+                sampler.load_adapter(random_adapter(lm.model, Path(tempfile.mkdtemp()) / "adapter"), 1)
         gen_s, tokens, n, longest = 0.0, 0, 0, []
         try:
             for i, ids in enumerate(prompts):
@@ -111,7 +134,8 @@ def main() -> int:
         floor = mean_tokens * step / args.batch
         rows.append((name, gen_s / n, tokens / gen_s, mean_tokens, statistics.mean(longest), step, floor,
                      gen_s / n / floor))
-    print(f"\n{args.model}, batch {args.batch}, stop_at_answer {args.stop_at_answer}, stop_at_loop {args.stop_at_loop}, "
+    dtype = str(next(lm.model.parameters()).dtype).replace("torch.", "")  # vLLM's follows it (--dtype auto)
+    print(f"\n{args.model} ({dtype}), batch {args.batch}, stop_at_answer {args.stop_at_answer}, stop_at_loop {args.stop_at_loop}, "
           f"{len(prompts)} problem(s) x {args.batch} samples; default sampler here: {default}\n")
     print("| sampler | s/attempt | tokens/s | mean tokens | longest | decode step (s, batch) | floor s/attempt | x floor |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

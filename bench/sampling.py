@@ -29,6 +29,7 @@ Prints a markdown table. Exits 1 when the default path misses the target, 0 othe
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -88,6 +89,7 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=1024)
     ap.add_argument("--stop-at-answer", choices=("on", "off"), default="on")
     ap.add_argument("--stop-at-loop", choices=("on", "off"), default="on")
+    ap.add_argument("--dump", type=Path, help="write each sampler's samples to DUMP/SAMPLER.jsonl")
     args = ap.parse_args()
 
     from sdpo_discover.discover import load_model_for
@@ -123,6 +125,12 @@ def main() -> int:
                 comps = sampler.generate([ids] * args.batch, params, seed=i)
                 gen_s += time.monotonic() - t
                 tokens += sum(len(c.token_ids) for c in comps)
+                if args.dump:
+                    args.dump.mkdir(parents=True, exist_ok=True)
+                    with open(args.dump / f"{name}.jsonl", "a") as f:
+                        for c in comps:
+                            f.write(json.dumps({"problem": i, "text": c.text, "token_ids": c.token_ids,
+                                                "truncated": c.truncated}) + "\n")
                 n += len(comps)
                 longest.append(max(len(c.token_ids) for c in comps))
                 print(f"  {name}: problem {i + 1}/{len(prompts)}: {time.monotonic() - t:.1f} s, "

@@ -944,6 +944,7 @@ class VLLMSampler(Sampler):
         self.platform: str = info["platform"]
         self.vllm_version: str = info["vllm_version"]
         self.stop_ids: list[int] = info["stop_token_ids"]
+        self.lora_ops: str = str(info.get("lora_ops", "vLLM's own"))  # on a CPU: the worker's LoRA matmuls
         self.sleep_supported = bool(info.get("sleep_mode", False))
         self.sleep_why = "" if self.sleep_supported else str(info.get("sleep_why") or "the worker has no sleep mode")
         if max_loras > 1:

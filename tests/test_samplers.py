@@ -806,6 +806,8 @@ def test_hf_and_vllm_agree(vllm_sampler: VLLMSampler, tiny: Tiny) -> None:
         assert v[0].token_ids == v[1].token_ids == h[0].token_ids == tiny.target_ids[version - 1]
         assert v[0].logprobs == pytest.approx(h[0].logprobs, abs=0.05)
 
+    # on a CPU the worker's LoRA matmuls (vllm_worker.lora_matmul) replace vLLM's: these are their results
+    assert vllm_sampler.platform != "cpu" or vllm_sampler.lora_ops.startswith("sdpo-discover"), vllm_sampler.lora_ops
     vllm_sampler.load_adapter(tiny.random_adapter, 4)
     hf_model = load_peft(tiny, tiny.random_adapter)
     base_model = load_peft(tiny)
@@ -994,6 +996,37 @@ def test_hf_stops_a_sample_stuck_in_a_loop_as_cut_off(compact: bool) -> None:
     assert c.token_ids == [13, 14, 15, 1] and not c.truncated
     a, b, c = hf.generate(prompts, SamplingParams(max_new_tokens=250), seed=0)  # off: to the cap
     assert a.token_ids == looping[:250] and a.truncated and b.token_ids == wide[:250] and c.token_ids == [13, 14, 15, 1]
+
+
+@pytest.mark.parametrize("slots", [[0] * 6, [1, 0, 1, 1, 0, 2], [-1, -1, 0, -1, 1, 0]], ids=["one", "mixed", "minus-one"])
+@pytest.mark.parametrize("four_d", [False, True], ids=["3d", "4d"])
+def test_worker_lora_matmul_is_vllms_per_token_einsum(slots: list[int], four_d: bool) -> None:
+    """vllm_worker's CPU LoRA ops against vLLM 0.32's definition (torch_ops/lora_ops.py): gather each token's
+    slot, then einsum("bi, boi -> bo"), written out here; shrink scales and writes, expand adds or writes, in a
+    slice or a prefix of the output."""
+    w = conftest.load_worker_module()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 24, generator=g)  # (T, in)
+    weights = torch.randn(3, 1, 8, 24, generator=g) if four_d else torch.randn(3, 8, 24, generator=g)  # (L, out, in)
+    idx = torch.tensor(slots)
+
+    def reference(inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        sel = weights[idx]
+        sel = sel.squeeze(1) if sel.dim() == 4 else sel  # (T, out, in)
+        return torch.einsum("bi, boi -> bo", inputs, sel)
+
+    assert torch.allclose(w.lora_matmul(x, weights, idx, torch.float32), reference(x, weights), atol=1e-5)
+    y = torch.zeros(6, 10)
+    w._bgmv_shrink(x, weights, y, idx, 0.5)
+    assert torch.allclose(y[:, :8], 0.5 * reference(x, weights), atol=1e-5) and not y[:, 8:].any()
+    b = torch.randn(3, 24, 8, generator=g)  # expand: (L, out, r)
+    h = torch.randn(6, 8, generator=g)
+    out = torch.ones(6, 30)
+    w._bgmv_expand(h, b, out, idx, add_inputs=True)
+    assert torch.allclose(out[:, :24], 1 + reference(h, b), atol=1e-5) and (out[:, 24:] == 1).all()
+    out = torch.ones(6, 40)
+    w._bgmv_expand_slice(h, b, out, idx, 10, 24, add_inputs=False)
+    assert torch.allclose(out[:, 10:34], reference(h, b), atol=1e-5) and (out[:, :10] == 1).all()
 
 
 def test_the_worker_ends_a_looping_sequence_and_aborts_it_in_the_engine() -> None:

@@ -61,9 +61,9 @@ import traceback
 # stop_at_loop: a sample whose last max(LOOP_MIN_TOKENS, LOOP_MIN_REPEATS * p) tokens are one block of p <=
 # LOOP_MAX_PERIOD tokens repeated is stuck (the same line, or the same clause, over and over) and ends there, as
 # cut off. Checked each time a sample reaches a multiple of LOOP_CHECK_EVERY tokens, by both samplers (the hf
-# sampler imports this), so that both stop a sample at the same token. Measured on 1,360 saved samples
-# (bench/README.md, "stop at a loop"): it fired on all 8 that ran to the 1,024-token cap, by their 298th token,
-# and on no sample that ended by itself.
+# sampler imports this), so that both stop a sample at the same token. Measured on 1,312 saved samples
+# (bench/README.md, "bench/stop_at_loop.py"): it fired on all 8 that ran to the 1,024-token cap, by their 232nd
+# token, and on no sample that ended by itself.
 LOOP_MAX_PERIOD, LOOP_MIN_TOKENS, LOOP_MIN_REPEATS, LOOP_CHECK_EVERY = 64, 128, 3, 8
 
 
@@ -79,7 +79,7 @@ def loop_period(ids: list[int]) -> int | None:
 
 def loop_check(ids: list[int]) -> bool:
     """Whether a sample of these tokens so far ends here for stop_at_loop (the rule above, at its checkpoints)."""
-    return len(ids) % LOOP_CHECK_EVERY == 0 and len(ids) >= LOOP_MIN_TOKENS and loop_period(ids) is not None
+    return len(ids) % LOOP_CHECK_EVERY == 0 and len(ids) >= LOOP_MIN_TOKENS and loop_period(list(ids)) is not None
 
 
 LLM_ENGINE = None  # the vllm.LLM, once initialised
@@ -388,7 +388,7 @@ def _step(running: dict[str, _Generation]) -> tuple[list[_Generation], list[tupl
     looped = []
     for request in outputs:
         if not request.finished:
-            # Outputs are cumulative (the LLM's default): every step brings each running sequence's tokens so far.
+            # A sequence of a stop_at_loop request reports its tokens so far at every step (_every_step).
             g = running.get(request.request_id)
             if g is None or not g.stop_at_loop or not loop_check(request.outputs[0].token_ids):
                 continue

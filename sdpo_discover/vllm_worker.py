@@ -117,19 +117,24 @@ def lora_matmul(inputs, weights, indices, dtype):  # noqa: ANN001, ANN201 - torc
     """outputs[t] = weights[indices[t]] @ inputs[t], for vLLM's CPU LoRA ops: one matmul per distinct adapter
     slot instead of vLLM 0.32's gather of a (T, out, in) copy of the weights for every token (T tokens: 4,800
     in the prefill of a batch of 16 of this project's prompts, for each of the 168 LoRA layers of the default
-    model). Slots are picked as vLLM picks them (indexing, so -1 is the last slot).
+    model). A token of index -1, a sequence without an adapter, gets zeros: what vLLM means by -1 ("no lora
+    should be applied", punica_wrapper/utils.py) and what its GPU kernels do. Its CPU ops index the slots with
+    it instead, which picks the last slot: a run without an adapter, sampled beside runs with adapters that
+    fill every slot, got another run's adapter in every decode step (tests/test_samplers.py,
+    test_vllm_a_run_without_an_adapter_beside_two_with_gets_the_base_model).
     inputs (T, in); weights (L, out, in) or (L, 1, out, in); indices (T,) -> (T, out) in dtype."""
     import torch
 
     w = weights.squeeze(1) if weights.dim() == 4 else weights  # (L, out, in)
     x = inputs.to(dtype)  # (T, in)
     slots = torch.unique(indices).tolist()
-    if len(slots) == 1:  # one adapter for the whole batch (one run): the common case
+    if len(slots) == 1 and slots[0] >= 0:  # one adapter for the whole batch (one run): the common case
         return x @ w[slots[0]].to(dtype).T
-    out = x.new_empty((x.shape[0], w.shape[1]))  # (T, out)
+    out = x.new_zeros((x.shape[0], w.shape[1]))  # (T, out): zeros for the tokens without an adapter
     for slot in slots:
-        rows = indices == slot
-        out[rows] = x[rows] @ w[slot].to(dtype).T
+        if slot >= 0:
+            rows = indices == slot
+            out[rows] = x[rows] @ w[slot].to(dtype).T
     return out
 
 

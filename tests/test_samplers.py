@@ -786,6 +786,33 @@ def test_vllm_runs_sharing_one_engine_are_sampled_in_the_same_steps(tiny: Tiny) 
 
 
 @pytest.mark.vllm
+def test_vllm_a_run_without_an_adapter_beside_two_with_gets_the_base_model(tiny: Tiny) -> None:
+    """Three runs on one engine at once, greedy: two with their adapters (every slot of max_loras=2 taken) and
+    a best-of-k-like run without one. vLLM marks a token without an adapter -1; its CPU ops index the slots with
+    it, which picks the last slot: the run without an adapter must still get the base model's text."""
+    require_vllm()
+    params = SamplingParams(max_new_tokens=32, temperature=0.0, stop_at_answer=False)
+    with VLLMSampler(tiny.dir, max_model_len=256, max_lora_rank=8, kv_cache_gib=1, device="cpu", max_loras=2) as s:
+        base = [c.text for c in s.generate([tiny.prompt_ids] * 4, params, seed=0, run="plain")]
+        assert base[0] not in TARGETS
+        go = threading.Barrier(3)
+        got: dict[str, list[str]] = {}
+
+        def sample(run: str, k: int | None) -> None:
+            s.load_adapter(None if k is None else tiny.adapters[k], 1, run=run)
+            go.wait()
+            got[run] = [c.text for c in s.generate([tiny.prompt_ids] * 4, params, seed=0, run=run)]
+
+        threads = [threading.Thread(target=sample, args=a) for a in (("run-a", 0), ("run-b", 1), ("plain", None))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert s.peak_sequences > 8, s.peak_sequences  # the three runs' sequences were in the engine at once
+        assert got == {"run-a": [TARGETS[0]] * 4, "run-b": [TARGETS[1]] * 4, "plain": base}, repr(got)[:2000]
+
+
+@pytest.mark.vllm
 def test_vllm_truncation(vllm_sampler: VLLMSampler, tiny: Tiny) -> None:
     vllm_sampler.load_adapter(tiny.adapters[0], 1)
     short = vllm_sampler.generate([tiny.prompt_ids] * 2, SamplingParams(max_new_tokens=5), seed=0)
@@ -1003,7 +1030,8 @@ def test_hf_stops_a_sample_stuck_in_a_loop_as_cut_off(compact: bool) -> None:
 def test_worker_lora_matmul_is_vllms_per_token_einsum(slots: list[int], four_d: bool) -> None:
     """vllm_worker's CPU LoRA ops against vLLM 0.32's definition (torch_ops/lora_ops.py): gather each token's
     slot, then einsum("bi, boi -> bo"), written out here; shrink scales and writes, expand adds or writes, in a
-    slice or a prefix of the output."""
+    slice or a prefix of the output. One difference, on purpose: a token of index -1 (no adapter) gets zeros,
+    where vLLM's CPU ops take the last slot."""
     w = conftest.load_worker_module()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(6, 24, generator=g)  # (T, in)
@@ -1013,7 +1041,7 @@ def test_worker_lora_matmul_is_vllms_per_token_einsum(slots: list[int], four_d: 
     def reference(inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         sel = weights[idx]
         sel = sel.squeeze(1) if sel.dim() == 4 else sel  # (T, out, in)
-        return torch.einsum("bi, boi -> bo", inputs, sel)
+        return torch.einsum("bi, boi -> bo", inputs, sel) * (idx >= 0)[:, None]  # -1: no adapter
 
     assert torch.allclose(w.lora_matmul(x, weights, idx, torch.float32), reference(x, weights), atol=1e-5)
     y = torch.zeros(6, 10)

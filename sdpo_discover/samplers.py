@@ -44,7 +44,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, Iterator
 
-from .vllm_worker import loop_check  # the worker's rule (standard library only), so both samplers apply the same
+from .vllm_worker import LOOP_CHECK_EVERY, loop_check  # the worker's rule (standard library only): both samplers apply it
 
 __all__ = [
     "Completion",
@@ -364,7 +364,7 @@ class _LoopStop:
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:  # once per decode step
         import torch
 
-        if (input_ids.shape[1] - self.prompt_len) % 8 == 0:  # loop_check looks at multiples of 8 tokens only
+        if (input_ids.shape[1] - self.prompt_len) % LOOP_CHECK_EVERY == 0:  # the only lengths loop_check looks at
             for i, row in enumerate(input_ids[:, self.prompt_len :].tolist()):
                 if self.ended[i] is None and loop_check(row):
                     self.ended[i] = len(row)

@@ -153,8 +153,8 @@ def _bgmv_expand(inputs, lora_b_weights, output_tensor, lora_indices_tensor, add
         output_tensor[:, :common] = outputs[:limit, :common]
 
 
-def _bgmv_expand_slice(inputs, lora_b_weights, output_tensor, lora_indices_tensor, slice_offset, slice_size,  # noqa: ANN001
-                       add_inputs=True) -> None:  # noqa: ANN001
+def _bgmv_expand_slice(inputs, lora_b_weights, output_tensor, lora_indices_tensor, slice_offset, slice_size,  # noqa: ANN001, ANN202
+                       add_inputs=True):
     outputs = lora_matmul(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
     if add_inputs:
         output_tensor[:, slice_offset : slice_offset + slice_size] += outputs

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -929,18 +930,27 @@ def _scripted(model: Any, tokenizer: Any, scripts: list[str], eos: int = 1) -> N
     logits are -inf except the scripted token's (the sampled tokens are then known exactly)."""
     rows = [tokenizer(s, add_special_tokens=False)["input_ids"] + [eos] for s in scripts]
     calls = {"n": 0}
+
+    def pick(input_ids: torch.Tensor) -> list[int]:
+        if input_ids.shape[1] > 1:  # the prompt's forward: a new generate call
+            calls["n"] = 0
+        k = calls["n"]
+        calls["n"] += 1
+        return [rows[r][min(k, len(rows[r]) - 1)] for r in range(input_ids.shape[0])]
+
+    _forced(model, pick)
+
+
+def _forced(model: Any, pick: Callable[[torch.Tensor], list[int]]) -> None:
+    """Make every forward of `model` put all its last-position logits at -1e4 but one per row, pick(input_ids)[row]
+    (0.0): the next token of each row is then known exactly, at any temperature."""
     original = model.forward
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         out = original(*args, **kwargs)
-        if kwargs["input_ids"].shape[1] > 1:  # the prompt's forward: a new generate call
-            calls["n"] = 0
-        k = calls["n"]
-        calls["n"] += 1
         logits = torch.full_like(out.logits[:, -1, :], -1e4)  # (B, V)
-        for r in range(logits.shape[0]):
-            ids = rows[r]
-            logits[r, ids[min(k, len(ids) - 1)]] = 0.0
+        for r, t in enumerate(pick(kwargs["input_ids"])):
+            logits[r, t] = 0.0
         out.logits[:, -1, :] = logits
         return out
 
@@ -988,18 +998,7 @@ def test_loop_period_is_a_block_repeated_at_the_end() -> None:
 def _markov(model: Any, nxt: dict[int, int], eos: int = 1) -> None:
     """Make `model` emit, after each token t, the token nxt[t] (eos after any other): a row's tokens depend on its
     own last token only, so they stay known exactly while rows leave the batch (compact decoding)."""
-    original = model.forward
-
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        out = original(*args, **kwargs)
-        last = kwargs["input_ids"][:, -1].tolist()
-        logits = torch.full_like(out.logits[:, -1, :], -1e4)  # (B, V)
-        for r, t in enumerate(last):
-            logits[r, nxt.get(t, eos)] = 0.0
-        out.logits[:, -1, :] = logits
-        return out
-
-    model.forward = forward
+    _forced(model, lambda input_ids: [nxt.get(t, eos) for t in input_ids[:, -1].tolist()])
 
 
 @pytest.mark.parametrize("compact", [True, False], ids=["compact", "generate"])

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Where one SDPO update's time goes, against its compute floor: a run's real batch, replayed.
+
+    sdpo-discover solve problems/cpu-hard/percent-round.json --budget 16 --sandbox local --out /tmp/pr
+    python3 bench/update_cost.py /tmp/pr [--step 0] [--reps 2] [--set logit_chunk=128 ...]
+
+It loads the run's model (its config.json, dtype auto), attaches a fresh LoRA adapter (seed 0, the run's
+sdpo settings), and takes the update of step --step on that step's attempts and feedback, exactly as the run
+built them (methods.SDPO.update: student prompt, teacher reprompt with each attempt's feedback). For step 0
+the loss equals the run's, which the table shows. Each update is timed by phase:
+
+  teacher          SDPOLearner._teacher_hidden: the EMA teacher's trunk on every distinct context, no grad
+  student forward  the shared prompt with grad (encode_prefix) and the micro-batches' responses
+  loss             lm_head chunks of both, sdpo_loss, and the loss's backward into the hidden states
+  rest             the rest of the step: the trunk's backward, the prefix's backward, AdamW, the EMA
+
+The floor: the step's floating-point work at this machine's matmul rate. Work is counted from hooks on the
+trunk and the lm_head (tokens actually run, padding included; attention against each token's context), with
+the backward counted as one more forward of the trunk and the head for every row run with grad (the base
+weights are frozen: only gradients of activations and of the small LoRA matrices are computed). The rate is
+the best of several (512 x H) @ (H x 4H) matmuls in the model's dtype on all threads, an upper bound for the
+step's own kernels. Against it the run's own generation time of that step gives the least SDPO can cost per
+attempt relative to sampling without updates, on this machine: (generation + grading + floor) / (generation
++ grading), with the generation through the adapter taken as plain sampling's.
+
+Times on a shared machine vary: run it alone. The table goes in bench/README.md ("bench/update_cost.py").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdpo_discover import sdpo as S  # noqa: E402
+from sdpo_discover.models import load_model, resolve_model  # noqa: E402
+from sdpo_discover.problems import load_problem  # noqa: E402
+from sdpo_discover.prompts import Prompts  # noqa: E402
+
+
+def matmul_gflops(hidden: int, dtype: torch.dtype, reps: int = 5) -> float:
+    """Best rate of (512, H) @ (H, 4H), the shape of an MLP projection on a micro-batch's rows."""
+    a, b = torch.randn(512, hidden, dtype=dtype), torch.randn(hidden, 4 * hidden, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        best = min(best, (time.perf_counter() - t) / 4)
+    return 2 * 512 * hidden * 4 * hidden / best / 1e9
+
+
+class Work:
+    """FLOPs of the trunk and the head, counted from forward hooks (2 per multiply-add)."""
+
+    def __init__(self, model: Any) -> None:
+        trunk, head = S._trunk_and_head(model)
+        cfg = model.config
+        self.layers, self.hidden = cfg.num_hidden_layers, cfg.hidden_size
+        # the frozen base linear weights of the trunk: peft's LoRA matrices and the embedding excluded
+        self.trunk_params = sum(p.numel() for n, p in trunk.named_parameters()
+                                if p.dim() == 2 and "lora_" not in n and "embed" not in n)
+        self.head_params = head.weight.numel()
+        self.fwd = self.bwd = 0.0
+        self.tokens = {"no grad": 0, "grad": 0}
+        trunk.register_forward_pre_hook(self._trunk, with_kwargs=True)
+        head.register_forward_pre_hook(self._head)
+
+    def _trunk(self, _mod: Any, args: tuple, kwargs: dict) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        B, T = ids.shape
+        past = kwargs.get("past_key_values")
+        P = past.get_seq_length() if past is not None else 0
+        lin = 2 * self.trunk_params * B * T
+        att = 4 * self.layers * self.hidden * B * T * (P + (T + 1) / 2)  # q.k and p.v over each token's context
+        self._add(lin + att, B * T)
+
+    def _head(self, _mod: Any, args: tuple) -> None:
+        rows = args[0].numel() // args[0].shape[-1]
+        self._add(2 * self.head_params * rows, 0)
+
+    def _add(self, flops: float, tokens: int) -> None:
+        grad = torch.is_grad_enabled()
+        self.fwd += flops
+        self.bwd += flops if grad else 0.0
+        if tokens:
+            self.tokens["grad" if grad else "no grad"] += tokens
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="a run directory of `sdpo-discover solve` (method sdpo)")
+    ap.add_argument("--step", type=int, default=0, help="whose attempts to replay (default 0)")
+    ap.add_argument("--reps", type=int, default=2, help="updates in a row on the same batch (default 2)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an sdpo setting, e.g. logit_chunk=128")
+    args = ap.parse_args()
+
+    conf = json.loads((args.run / "config.json").read_text())["config"]
+    steps = [json.loads(x) for x in (args.run / "steps.jsonl").read_text().splitlines() if x.strip()]
+    attempts = [json.loads(x) for x in (args.run / "attempts.jsonl").read_text().splitlines() if x.strip()]
+    attempts = [a for a in attempts if a["step"] == args.step]
+    if not attempts:
+        ap.error(f"{args.run} has no attempts of step {args.step}")
+    step = next(s for s in steps if s["step"] == args.step)
+    cfg = S.SDPOConfig(**{k: v for k, v in conf["sdpo"].items() if k in S.SDPOConfig.__dataclass_fields__})
+    for kv in args.set:
+        k, _, v = kv.partition("=")
+        if k not in S.SDPOConfig.__dataclass_fields__:
+            ap.error(f"--set {kv}: no sdpo setting {k!r}")
+        cur = getattr(cfg, k)
+        cfg = replace(cfg, **{k: (v.lower() in ("1", "true", "on")) if isinstance(cur, bool) else type(cur)(v)})
+
+    model, tok = load_model(resolve_model(conf["model"]), device="cpu", dtype=conf.get("dtype", "auto"))
+    prompts = Prompts(tok, load_problem(args.run / "problem.json"), thinking=conf.get("thinking", False),
+                      restate_format=cfg.restate_format)
+    torch.manual_seed(0)
+    peft_model = S.attach_lora(model, cfg)
+    learner = S.SDPOLearner(peft_model, cfg, pad_id=tok.pad_token_id if tok.pad_token_id is not None else 0)
+    rollouts = [S.Rollout(prompts.student_ids, a["token_ids"], prompts.teacher_ids(a["feedback"]),
+                          reward=1.0 if a["status"] == "passed" else 0.0) for a in attempts]
+    dtype = next(peft_model.parameters()).dtype
+    work = Work(peft_model)
+    rate = matmul_gflops(work.hidden, dtype)
+
+    phases: dict[str, float] = {}
+
+    def timed(obj: Any, name: str, phase: str) -> None:
+        f = getattr(obj, name)
+
+        def g(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t
+        setattr(obj, name, g)
+
+    timed(learner, "_teacher_hidden", "teacher")
+    inner: dict[str, float] = {}
+    # the student's forward = every response_hidden/encode_prefix call outside the teacher's
+    for name in ("response_hidden", "encode_prefix"):
+        f = getattr(S, name)
+
+        def g(*a: Any, _f: Any = f, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return _f(*a, **k)
+            finally:
+                if torch.is_grad_enabled():
+                    inner["student forward"] = inner.get("student forward", 0.0) + time.perf_counter() - t
+        setattr(S, name, g)
+    timed(S, "sdpo_loss", "loss (sdpo_loss alone)")
+    loss_bwd = {"t": 0.0}
+    orig_backward = torch.Tensor.backward
+
+    rows = []
+    print(f"bench/update_cost.py: {args.run} step {args.step}: {len(rollouts)} attempts, "
+          f"{sum(len(r.response_ids) for r in rollouts)} response tokens, prompt {len(prompts.student_ids)} tokens; "
+          f"{conf['model']}, {str(dtype).replace('torch.', '')}, {torch.get_num_threads()} threads; "
+          f"{platform.node()}, {platform.processor() or platform.machine()}", flush=True)
+    print(f"the run's step: generation {step['generate_s']:.1f} s, grading {step['execute_s']:.1f} s, "
+          f"update {step.get('update_s') or 0:.1f} s, loss {step.get('loss')}", flush=True)
+    for rep in range(args.reps):
+        phases.clear(); inner.clear(); loss_bwd["t"] = 0.0
+        work.fwd = work.bwd = 0.0
+        work.tokens = {"no grad": 0, "grad": 0}
+
+        def backward(self: torch.Tensor, *a: Any, **k: Any) -> None:  # the chunk losses' backward, into h_leaf
+            t = time.perf_counter()
+            try:
+                orig_backward(self, *a, **k)
+            finally:
+                if self.dim() == 0:
+                    loss_bwd["t"] += time.perf_counter() - t
+        torch.Tensor.backward = backward  # type: ignore[method-assign]
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t = time.perf_counter()
+        try:
+            st = learner.step(rollouts)
+        finally:
+            torch.Tensor.backward = orig_backward  # type: ignore[method-assign]
+        wall = time.perf_counter() - t
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        floor = (work.fwd + work.bwd) / rate / 1e9
+        loss_t = phases.get("loss (sdpo_loss alone)", 0.0) + loss_bwd["t"]
+        parts = {"teacher": phases.get("teacher", 0.0), "student forward": inner.get("student forward", 0.0),
+                 "loss": loss_t}
+        parts["rest (trunk backward, AdamW)"] = wall - sum(parts.values())
+        rows.append((rep, wall, parts, floor, r1.ru_stime - r0.ru_stime, r1.ru_minflt - r0.ru_minflt, st.loss))
+
+    print()
+    print(f"matmul rate: {rate:.0f} GFLOP/s; work of one update: {(work.fwd + work.bwd) / 1e12:.2f} TFLOP "
+          f"({work.fwd / 1e12:.2f} forward, {work.bwd / 1e12:.2f} backward; trunk tokens {work.tokens['no grad']} "
+          f"without grad, {work.tokens['grad']} with)")
+    print()
+    names = list(rows[0][2])
+    print("| update | wall (s) | " + " | ".join(names) + " | floor (s) | x floor | kernel CPU s | minor faults | loss |")
+    print("|---:|---:|" + "---:|" * len(names) + "---:|---:|---:|---:|---:|")
+    for rep, wall, parts, floor, sys_s, flt, loss in rows:
+        print(f"| {rep + 1} | {wall:.1f} | " + " | ".join(f"{parts[n]:.1f}" for n in names)
+              + f" | {floor:.1f} | {wall / floor:.2f} | {sys_s:.1f} | {flt} | {loss:.5f} |")
+    gen, grade = step["generate_s"], step["execute_s"]
+    best = min(r[1] for r in rows)
+    print()
+    print(f"update / the run's generation of this batch: {best / gen:.2f} (measured), {rows[0][3] / gen:.2f} (floor)")
+    print(f"SDPO's seconds per attempt against sampling alone, with the update at its floor: at least "
+          f"{(gen + grade + rows[0][3]) / (gen + grade):.2f}x; with the update as measured: {(gen + grade + best) / (gen + grade):.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

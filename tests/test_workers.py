@@ -49,12 +49,20 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"root": root, "files": files, "flags": flags, "sets": sets, "reference": ref}
 
 
-def _contents(bench: Path) -> dict[str, Any]:
+LEARNER_STATS = ("loss", "kl", "grad_norm", "is_weight")
+
+
+def _contents(bench: Path, approx_stats: bool = False) -> dict[str, Any]:
+    """What a bench wrote, less its volatile fields. approx_stats: an update's float statistics compared to 1%:
+    a Ray worker gets its own torch thread count (num_cpus), and a float sum's order follows the threads, so
+    they can differ in their last digits; the attempts (what was sampled and graded) are compared exactly."""
     out = {}
     for run in BenchDir(bench).load_plan().runs:
         rd = RunDir(BenchDir(bench).run_dir(run))
         out[run.id] = {"attempts": [{k: v for k, v in a.items() if k not in VOLATILE} for a in read_jsonl(rd.attempts)],
-                       "steps": [{k: v for k, v in a.items() if k not in VOLATILE} for a in read_jsonl(rd.steps)],
+                       "steps": [{k: (pytest.approx(v, rel=1e-2, abs=1e-5) if approx_stats and k in LEARNER_STATS
+                                      and isinstance(v, float) else v)
+                                  for k, v in a.items() if k not in VOLATILE} for a in read_jsonl(rd.steps)],
                        "summary": {k: json.loads(rd.summary.read_text())[k] for k in ("attempts_used", "steps", "stopped")}}
     return out
 
@@ -142,11 +150,11 @@ def test_a_bench_on_a_local_ray_cluster_survives_a_killed_worker(setup: dict[str
     killer = KillOnce(out)
     assert run_ray(BenchDir(out), plan, ray_cluster, workers=2, num_cpus=1, on_event=killer) == "done"
     assert killer.killed is not None
-    assert _contents(out) == _contents(setup["reference"])
+    assert _contents(out) == _contents(setup["reference"], approx_stats=True)
     # a killed driver resumes the bench: here, every run finished already, so nothing is redone
     res = CliRunner().invoke(app, ["bench", "--resume", "--out", str(out), "--ray-address", ray_cluster, "-q"])
     assert res.exit_code == 0, res.output
-    assert _contents(out) == _contents(setup["reference"])
+    assert _contents(out) == _contents(setup["reference"], approx_stats=True)
 
 
 def test_an_unreachable_ray_address_is_exit_3_with_what_to_check(setup: dict[str, Any], tmp_path: Path) -> None:

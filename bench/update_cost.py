@@ -2,9 +2,9 @@
 """Where one SDPO update's time goes, against its compute floor: a run's real batch, replayed.
 
     sdpo-discover solve problems/cpu-hard/percent-round.json --budget 16 --sandbox local --out /tmp/pr
-    python3 bench/update_cost.py /tmp/pr [--step 0] [--reps 2] [--set logit_chunk=128 ...]
+    python3 bench/update_cost.py /tmp/pr [--step 0] [--reps 2] [--set sdpo.logit_chunk=128 ...]
 
-It loads the run's model (its config.json, dtype auto), attaches a fresh LoRA adapter (seed 0, the run's
+It loads the run's model (its config.json, dtype auto), attaches a fresh LoRA adapter (the run's seed and
 sdpo settings), and takes the update of step --step on that step's attempts and feedback, exactly as the run
 built them (methods.SDPO.update: student prompt, teacher reprompt with each attempt's feedback). For step 0
 the loss equals the run's, which the table shows. Each update is timed by phase:
@@ -20,7 +20,8 @@ the backward counted as one more forward of the trunk and the head for every row
 weights are frozen: only gradients of activations and of the small LoRA matrices are computed). The rate is
 the best of several (512 x H) @ (H x 4H) matmuls in the model's dtype on all threads, an upper bound for the
 step's own kernels. Against it the run's own generation time of that step gives the least SDPO can cost per
-attempt relative to sampling without updates, on this machine: (generation + grading + floor) / (generation
+attempt relative to sampling without updates, on this machine, valid only where the run and this script ran
+at the same speed (a shared VM's speed can swing 2x within the hour): (generation + grading + floor) / (generation
 + grading), with the generation through the adapter taken as plain sampling's.
 
 Times on a shared machine vary: run it alone. The table goes in bench/README.md ("bench/update_cost.py").
@@ -29,23 +30,22 @@ Times on a shared machine vary: run it alone. The table goes in bench/README.md 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdpo_discover import sdpo as S  # noqa: E402
+from sdpo_discover.config import ConfigError, SolveConfig, merge_settings, parse_assignment  # noqa: E402
 from sdpo_discover.models import load_model, resolve_model  # noqa: E402
-from sdpo_discover.problems import load_problem  # noqa: E402
 from sdpo_discover.prompts import Prompts  # noqa: E402
+from sdpo_discover.store import RunDir, read_jsonl  # noqa: E402
 
 
 def matmul_gflops(hidden: int, dtype: torch.dtype, reps: int = 5) -> float:
@@ -103,39 +103,39 @@ def main() -> int:
     ap.add_argument("run", type=Path, help="a run directory of `sdpo-discover solve` (method sdpo)")
     ap.add_argument("--step", type=int, default=0, help="whose attempts to replay (default 0)")
     ap.add_argument("--reps", type=int, default=2, help="updates in a row on the same batch (default 2)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an sdpo setting, e.g. logit_chunk=128")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting over the run's, as solve's --set takes it, e.g. sdpo.micro_batch_size=2")
     args = ap.parse_args()
 
-    conf = json.loads((args.run / "config.json").read_text())["config"]
-    steps = [json.loads(x) for x in (args.run / "steps.jsonl").read_text().splitlines() if x.strip()]
-    attempts = [json.loads(x) for x in (args.run / "attempts.jsonl").read_text().splitlines() if x.strip()]
-    attempts = [a for a in attempts if a["step"] == args.step]
-    if not attempts:
-        ap.error(f"{args.run} has no attempts of step {args.step}")
-    step = next(s for s in steps if s["step"] == args.step)
-    cfg = S.SDPOConfig(**{k: v for k, v in conf["sdpo"].items() if k in S.SDPOConfig.__dataclass_fields__})
-    for kv in args.set:
-        k, _, v = kv.partition("=")
-        if k not in S.SDPOConfig.__dataclass_fields__:
-            ap.error(f"--set {kv}: no sdpo setting {k!r}")
-        cur = getattr(cfg, k)
-        cfg = replace(cfg, **{k: (v.lower() in ("1", "true", "on")) if isinstance(cur, bool) else type(cur)(v)})
+    rd = RunDir(args.run)
+    if not rd.is_run():
+        ap.error(f"{args.run} is not a run directory (no config.json and problem.json)")
+    try:
+        cfg = SolveConfig.from_dict(merge_settings(rd.settings(), dict(parse_assignment(a) for a in args.set)),
+                                    where="--set")
+        cfg.validate()
+    except ConfigError as e:
+        ap.error(str(e))
+    attempts = [a for a in rd.load_attempts() if a.step == args.step]
+    step = next((s for s in read_jsonl(rd.steps) if s["step"] == args.step), None)
+    if not attempts or step is None:
+        ap.error(f"{args.run} has no committed step {args.step}")
 
-    model, tok = load_model(resolve_model(conf["model"]), device="cpu", dtype=conf.get("dtype", "auto"))
-    prompts = Prompts(tok, load_problem(args.run / "problem.json"), thinking=conf.get("thinking", False),
-                      restate_format=cfg.restate_format)
-    torch.manual_seed(0)
-    peft_model = S.attach_lora(model, cfg)
-    learner = S.SDPOLearner(peft_model, cfg, pad_id=tok.pad_token_id if tok.pad_token_id is not None else 0)
-    rollouts = [S.Rollout(prompts.student_ids, a["token_ids"], prompts.teacher_ids(a["feedback"]),
-                          reward=1.0 if a["status"] == "passed" else 0.0) for a in attempts]
+    model, tok = load_model(resolve_model(cfg.model), device="cpu", dtype=cfg.dtype)
+    prompts = Prompts(tok, rd.load_problem(), thinking=cfg.thinking, restate_format=cfg.sdpo.restate_format)
+    torch.manual_seed(cfg.seed)  # the fresh adapter's init, as methods.SDPO draws it
+    peft_model = S.attach_lora(model, cfg.sdpo)
+    learner = S.SDPOLearner(peft_model, cfg.sdpo, pad_id=tok.pad_token_id if tok.pad_token_id is not None else 0)
+    rollouts = [S.Rollout(prompts.student_ids, a.token_ids, prompts.teacher_ids(a.feedback),
+                          reward=1.0 if a.passed else 0.0) for a in attempts]  # as methods.SDPO.update builds them
     dtype = next(peft_model.parameters()).dtype
     work = Work(peft_model)
     rate = matmul_gflops(work.hidden, dtype)
 
     phases: dict[str, float] = {}
 
-    def timed(obj: Any, name: str, phase: str) -> None:
+    def timed(obj: Any, name: str, phase: str, when: Callable[..., bool] = lambda *a: True) -> None:
+        """obj.name's seconds added to phases[phase], for the calls `when(*args)` is true of."""
         f = getattr(obj, name)
 
         def g(*a: Any, **k: Any) -> Any:
@@ -143,59 +143,37 @@ def main() -> int:
             try:
                 return f(*a, **k)
             finally:
-                phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t
+                if when(*a):
+                    phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t
         setattr(obj, name, g)
 
+    with_grad = lambda *a: torch.is_grad_enabled()  # noqa: E731 - the teacher's calls run under no_grad
     timed(learner, "_teacher_hidden", "teacher")
-    inner: dict[str, float] = {}
-    # the student's forward = every response_hidden/encode_prefix call outside the teacher's
-    for name in ("response_hidden", "encode_prefix"):
-        f = getattr(S, name)
-
-        def g(*a: Any, _f: Any = f, **k: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return _f(*a, **k)
-            finally:
-                if torch.is_grad_enabled():
-                    inner["student forward"] = inner.get("student forward", 0.0) + time.perf_counter() - t
-        setattr(S, name, g)
-    timed(S, "sdpo_loss", "loss (sdpo_loss alone)")
-    loss_bwd = {"t": 0.0}
-    orig_backward = torch.Tensor.backward
+    timed(S, "response_hidden", "student forward", with_grad)
+    timed(S, "encode_prefix", "student forward", with_grad)
+    timed(S, "sdpo_loss", "loss")
+    # the chunk losses' backward into the hidden states: a scalar's; the trunk's (h_s.backward(grad)) is not
+    timed(torch.Tensor, "backward", "loss backward", lambda self, *a: self.dim() == 0)
 
     rows = []
     print(f"bench/update_cost.py: {args.run} step {args.step}: {len(rollouts)} attempts, "
           f"{sum(len(r.response_ids) for r in rollouts)} response tokens, prompt {len(prompts.student_ids)} tokens; "
-          f"{conf['model']}, {str(dtype).replace('torch.', '')}, {torch.get_num_threads()} threads; "
+          f"{cfg.model}, {str(dtype).replace('torch.', '')}, {torch.get_num_threads()} threads; "
           f"{platform.node()}, {platform.processor() or platform.machine()}", flush=True)
     print(f"the run's step: generation {step['generate_s']:.1f} s, grading {step['execute_s']:.1f} s, "
           f"update {step.get('update_s') or 0:.1f} s, loss {step.get('loss')}", flush=True)
     for rep in range(args.reps):
-        phases.clear(); inner.clear(); loss_bwd["t"] = 0.0
+        phases.clear()
         work.fwd = work.bwd = 0.0
         work.tokens = {"no grad": 0, "grad": 0}
-
-        def backward(self: torch.Tensor, *a: Any, **k: Any) -> None:  # the chunk losses' backward, into h_leaf
-            t = time.perf_counter()
-            try:
-                orig_backward(self, *a, **k)
-            finally:
-                if self.dim() == 0:
-                    loss_bwd["t"] += time.perf_counter() - t
-        torch.Tensor.backward = backward  # type: ignore[method-assign]
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
-        try:
-            st = learner.step(rollouts)
-        finally:
-            torch.Tensor.backward = orig_backward  # type: ignore[method-assign]
+        st = learner.step(rollouts)
         wall = time.perf_counter() - t
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         floor = (work.fwd + work.bwd) / rate / 1e9
-        loss_t = phases.get("loss (sdpo_loss alone)", 0.0) + loss_bwd["t"]
-        parts = {"teacher": phases.get("teacher", 0.0), "student forward": inner.get("student forward", 0.0),
-                 "loss": loss_t}
+        parts = {"teacher": phases.get("teacher", 0.0), "student forward": phases.get("student forward", 0.0),
+                 "loss": phases.get("loss", 0.0) + phases.get("loss backward", 0.0)}
         parts["rest (trunk backward, AdamW)"] = wall - sum(parts.values())
         rows.append((rep, wall, parts, floor, r1.ru_stime - r0.ru_stime, r1.ru_minflt - r0.ru_minflt, st.loss))
 

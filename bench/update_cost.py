@@ -2,7 +2,7 @@
 """Where one SDPO update's time goes, against its compute floor: a run's real batch, replayed.
 
     sdpo-discover solve problems/cpu-hard/percent-round.json --budget 16 --sandbox local --out /tmp/pr
-    python3 bench/update_cost.py /tmp/pr [--step 0] [--reps 2] [--set sdpo.logit_chunk=128 ...]
+    python3 bench/update_cost.py /tmp/pr [--step 0] [--reps 2] [--set sdpo.logit_chunk=128 ...] [--generate]
 
 It loads the run's model (its config.json, dtype auto), attaches a fresh LoRA adapter (the run's seed and
 sdpo settings), and takes the update of step --step on that step's attempts and feedback, exactly as the run
@@ -24,6 +24,13 @@ attempt relative to sampling without updates, on this machine, valid only where 
 at the same speed (a shared VM's speed can swing 2x within the hour): (generation + grading + floor) / (generation
 + grading), with the generation through the adapter taken as plain sampling's.
 
+With --generate the generation is measured here too, so that the bound does not mix two times: the run's
+sampler (its config: vllm or hf, its sampling and seed) samples the step's batch again, without an adapter
+(best-of-k's batch) before each update and through the adapter just updated (SDPO's next batch) after it,
+with the matmul rate measured around each update. Each repetition then gives SDPO's seconds per attempt over
+best-of-k's at steady state (an update after every batch; the run's grading time for both), as measured and
+with the update at its floor.
+
 Times on a shared machine vary: run it alone. The table goes in bench/README.md ("bench/update_cost.py").
 """
 
@@ -33,6 +40,7 @@ import argparse
 import platform
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -43,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdpo_discover import sdpo as S  # noqa: E402
 from sdpo_discover.config import ConfigError, SolveConfig, merge_settings, parse_assignment  # noqa: E402
+from sdpo_discover.discover import sampling_seed, vllm_context  # noqa: E402
 from sdpo_discover.models import load_model, resolve_model  # noqa: E402
 from sdpo_discover.prompts import Prompts  # noqa: E402
 from sdpo_discover.store import RunDir, read_jsonl  # noqa: E402
@@ -98,6 +107,40 @@ class Work:
             self.tokens["grad" if grad else "no grad"] += tokens
 
 
+class Generation:
+    """The step's batch sampled again by the run's sampler: `plain()` without an adapter, `through(folder, v)`
+    through a saved adapter version. Each returns the batch's wall seconds and its generated tokens."""
+
+    def __init__(self, cfg: SolveConfig, info: dict, resolved: Any, model: Any, tok: Any, prompt: list[int],
+                 n: int, step: int) -> None:
+        from sdpo_discover.samplers import HFSampler, SamplingParams, VLLMSampler
+
+        self.prompts, self.seed = [prompt] * n, sampling_seed(cfg.seed, step)
+        self.params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=float(info["temperature"]),
+                                     top_p=float(info["top_p"]), top_k=cfg.top_k, stop_at_answer=cfg.stop_at_answer,
+                                     stop_at_loop=cfg.stop_at_loop)
+        if cfg.sampler == "vllm":
+            self.sampler: Any = VLLMSampler(resolved.path, max_model_len=vllm_context(cfg, model),
+                                            max_lora_rank=max(8, cfg.sdpo.lora_r), kv_cache_gib=cfg.vllm_kv_cache_gib,
+                                            device="cpu", dtype=cfg.dtype, seed=cfg.seed)
+        else:
+            self.sampler = HFSampler(model, tok, batch_size=cfg.gen_batch_size)  # the live peft model
+        self.name = cfg.sampler
+
+    def _run(self) -> tuple[float, int]:
+        t = time.perf_counter()
+        comps = self.sampler.generate(self.prompts, self.params, seed=self.seed)
+        return time.perf_counter() - t, sum(len(c.token_ids) for c in comps)
+
+    def plain(self) -> tuple[float, int]:
+        self.sampler.load_adapter(None, 0)
+        return self._run()
+
+    def through(self, folder: Path, version: int) -> tuple[float, int]:
+        self.sampler.load_adapter(folder, version)
+        return self._run()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a run directory of `sdpo-discover solve` (method sdpo)")
@@ -105,6 +148,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=2, help="updates in a row on the same batch (default 2)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting over the run's, as solve's --set takes it, e.g. sdpo.micro_batch_size=2")
+    ap.add_argument("--generate", action="store_true",
+                    help="also sample the batch here (the run's sampler), without and through the adapter, around "
+                         "each update: the bound from times measured together")
     args = ap.parse_args()
 
     rd = RunDir(args.run)
@@ -131,6 +177,13 @@ def main() -> int:
     dtype = next(peft_model.parameters()).dtype
     work = Work(peft_model)
     rate = matmul_gflops(work.hidden, dtype)
+    gen = None
+    if args.generate:
+        if cfg.sampler not in ("hf", "vllm"):
+            ap.error(f"the run's sampler is {cfg.sampler!r}: --generate needs hf or vllm")
+        gen = Generation(cfg, rd.config_doc()["model"], resolve_model(cfg.model), peft_model, tok,
+                         prompts.student_ids, len(rollouts), args.step)
+        scratch = Path(tempfile.mkdtemp(prefix="update-cost-"))
 
     phases: dict[str, float] = {}
 
@@ -155,7 +208,7 @@ def main() -> int:
     # the chunk losses' backward into the hidden states: a scalar's; the trunk's (h_s.backward(grad)) is not
     timed(torch.Tensor, "backward", "loss backward", lambda self, *a: self.dim() == 0)
 
-    rows = []
+    rows, gens = [], []
     print(f"bench/update_cost.py: {args.run} step {args.step}: {len(rollouts)} attempts, "
           f"{sum(len(r.response_ids) for r in rollouts)} response tokens, prompt {len(prompts.student_ids)} tokens; "
           f"{cfg.model}, {str(dtype).replace('torch.', '')}, {torch.get_num_threads()} threads; "
@@ -166,11 +219,19 @@ def main() -> int:
         phases.clear()
         work.fwd = work.bwd = 0.0
         work.tokens = {"no grad": 0, "grad": 0}
+        if gen is not None:
+            plain = gen.plain()
+            rate_now = matmul_gflops(work.hidden, dtype)
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
         st = learner.step(rollouts)
         wall = time.perf_counter() - t
         r1 = resource.getrusage(resource.RUSAGE_SELF)
+        if gen is not None:
+            rate_now = max(rate_now, matmul_gflops(work.hidden, dtype))  # the best around the update: the lower floor
+            peft_model.save_pretrained(str(scratch / f"v{rep + 1}"))
+            lora = gen.through(scratch / f"v{rep + 1}", rep + 1)
+            gens.append((rep, plain, lora, wall, (work.fwd + work.bwd) / rate_now / 1e9, rate_now))
         floor = (work.fwd + work.bwd) / rate / 1e9
         parts = {"teacher": phases.get("teacher", 0.0), "student forward": phases.get("student forward", 0.0),
                  "loss": phases.get("loss", 0.0) + phases.get("loss backward", 0.0)}
@@ -188,12 +249,28 @@ def main() -> int:
     for rep, wall, parts, floor, sys_s, flt, loss in rows:
         print(f"| {rep + 1} | {wall:.1f} | " + " | ".join(f"{parts[n]:.1f}" for n in names)
               + f" | {floor:.1f} | {wall / floor:.2f} | {sys_s:.1f} | {flt} | {loss:.5f} |")
-    gen, grade = step["generate_s"], step["execute_s"]
-    best = min(r[1] for r in rows)
+    grade = step["execute_s"]
+    if gen is None:
+        g = step["generate_s"]
+        best = min(r[1] for r in rows)
+        print()
+        print(f"update / the run's generation of this batch: {best / g:.2f} (measured), {rows[0][3] / g:.2f} (floor)")
+        print(f"SDPO's seconds per attempt against sampling alone, with the update at its floor: at least "
+              f"{(g + grade + rows[0][3]) / (g + grade):.2f}x; with the update as measured: {(g + grade + best) / (g + grade):.2f}x"
+              " (the run's generation: valid only if the run ran at this script's speed; --generate measures it here)")
+        return 0
+    gen.sampler.close()
     print()
-    print(f"update / the run's generation of this batch: {best / gen:.2f} (measured), {rows[0][3] / gen:.2f} (floor)")
-    print(f"SDPO's seconds per attempt against sampling alone, with the update at its floor: at least "
-          f"{(gen + grade + rows[0][3]) / (gen + grade):.2f}x; with the update as measured: {(gen + grade + best) / (gen + grade):.2f}x")
+    print(f"Measured together ({gen.name} sampler; grading {grade:.1f} s, the run's; ratio: SDPO's seconds per attempt "
+          "over best-of-k's, an update after every batch):")
+    print()
+    print("| update | plain generation (s) | tokens | through the adapter (s) | tokens | update (s) | matmul GFLOP/s "
+          "| floor (s) | ratio as measured | ratio, update at its floor | ratio, floor and plain generation |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for rep, (p_s, p_tok), (l_s, l_tok), wall, floor, rate_now in gens:
+        base = p_s + grade
+        print(f"| {rep + 1} | {p_s:.1f} | {p_tok} | {l_s:.1f} | {l_tok} | {wall:.1f} | {rate_now:.0f} | {floor:.1f} "
+              f"| {(l_s + grade + wall) / base:.2f} | {(l_s + grade + floor) / base:.2f} | {(base + floor) / base:.2f} |")
     return 0
 
 

@@ -34,3 +34,25 @@ def test_work_counts_the_trunk_the_attention_and_the_head_and_a_backward_only_wi
 
 def test_matmul_rate_is_positive() -> None:
     assert update_cost.matmul_gflops(32, torch.float32, reps=1) > 0
+
+
+def test_generation_samples_the_batch_plain_and_through_a_saved_adapter(tmp_path: Path) -> None:
+    from sdpo_discover.config import SolveConfig
+    from sdpo_discover.sdpo import attach_lora
+
+    model, tok = tiny_model()
+    cfg = SolveConfig(problem="p.json", sampler="hf", max_new_tokens=6, gen_batch_size=4)
+    peft_model = attach_lora(model, cfg.sdpo)
+    prompt = tok("def f(x):")["input_ids"]
+    gen = update_cost.Generation(cfg, {"temperature": 0.7, "top_p": 0.95}, None, peft_model, tok, prompt, n=4, step=0)
+    seconds, tokens = gen.plain()
+    assert seconds > 0 and 4 <= tokens <= 4 * 6  # 4 samples of 1 to 6 tokens
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 1.0)  # an adapter that changes the samples
+    peft_model.save_pretrained(str(tmp_path / "v1"))
+    assert gen.through(tmp_path / "v1", 1)[1] >= 4
+    assert gen.sampler.adapter_version == 1 and not gen.sampler._use_base
+    gen.plain()
+    assert gen.sampler._use_base  # plain is the base model again: best-of-k's batch

@@ -345,14 +345,17 @@ def encode_prefix(model: torch.nn.Module, ids: list[int], parent: Prefix | None 
 
 
 def response_hidden(model: torch.nn.Module, contexts: Sequence[list[int]], responses: Sequence[list[int]],
-                    pad_id: int = 0, prefix: Prefix | None = None) -> torch.Tensor:
+                    pad_id: int = 0, prefix: Prefix | None = None, pack: bool = False) -> torch.Tensor:
     """Hidden states at the positions that predict each response token, concatenated.  -> (N, H)
 
     For a sequence [c_0..c_{P-1}, y_0..y_{R-1}], y_j is predicted at position P - 1 + j. Logits are
     NOT computed here: the caller applies the lm_head chunk by chunk (memory, see SDPOLearner.step).
     With `prefix`, its tokens (the first prefix.length of every context) are not run again: the forward
-    covers the rest of each sequence, attending to the prefix's cache broadcast over the batch.
+    covers the rest of each sequence, attending to the prefix's cache broadcast over the batch. With `pack`
+    too, those rests run as one row (packed_hidden): no padding.
     """
+    if prefix is not None and pack and len(contexts) > 1:
+        return packed_hidden(model, contexts, responses, prefix)
     trunk, _ = _trunk_and_head(model)
     device = next(model.parameters()).device
     L = prefix.length if prefix else 0
@@ -368,6 +371,36 @@ def response_hidden(model: torch.nn.Module, contexts: Sequence[list[int]], respo
     h = trunk(input_ids=ids.to(device), attention_mask=att.to(device), past_key_values=cache,
               use_cache=cache is not None).last_hidden_state  # (B, T - L, H)
     rows = [h[i, len(c) - 1 - L : len(c) - 1 - L + len(r)] for i, (c, r) in enumerate(zip(contexts, responses))]
+    return torch.cat(rows, 0)  # (N, H)
+
+
+def packed_hidden(model: torch.nn.Module, contexts: Sequence[list[int]], responses: Sequence[list[int]],
+                  prefix: Prefix) -> torch.Tensor:
+    """response_hidden after a shared prefix, with the sequences' rests packed into one row.  -> (N, H)
+
+    Padded rows cost the trunk's work on every pad (15% of an update's at micro-batch 4, bench/README.md,
+    "bench/update_cost.py"). Here segment i (its context's rest and its response) attends to the whole prefix
+    and causally to itself only, through a (1, 1, T, L + T) boolean mask; its positions restart at L, so each
+    token sees what it would in its own row. The prefix's cache is used as it is (batch 1): its gradient needs
+    no sum over a broadcast.
+    """
+    from transformers import DynamicCache
+
+    trunk, _ = _trunk_and_head(model)
+    device = next(model.parameters()).device
+    L = prefix.length
+    segs = [(c + r)[L:] for c, r in zip(contexts, responses)]
+    lens = [len(s) for s in segs]
+    T = sum(lens)
+    seg_of = torch.repeat_interleave(torch.arange(len(segs)), torch.tensor(lens))  # (T,)
+    pos = torch.cat([torch.arange(n) for n in lens])  # (T,) position within its segment
+    own = (seg_of[:, None] == seg_of[None, :]) & (pos[:, None] >= pos[None, :])  # (T, T) block-causal
+    mask = torch.cat([torch.ones((T, L), dtype=torch.bool), own], 1)[None, None]  # (1, 1, T, L + T)
+    cache = DynamicCache(list(prefix.kv), config=getattr(model, "config", None))
+    h = trunk(input_ids=torch.tensor([[t for s in segs for t in s]], device=device), attention_mask=mask.to(device),
+              position_ids=(pos + L)[None].to(device), past_key_values=cache, use_cache=True).last_hidden_state[0]  # (T, H)
+    starts = [0, *torch.cumsum(torch.tensor(lens), 0).tolist()[:-1]]
+    rows = [h[o + len(c) - 1 - L : o + len(c) - 1 - L + len(r)] for o, c, r in zip(starts, contexts, responses)]
     return torch.cat(rows, 0)  # (N, H)
 
 
@@ -390,8 +423,8 @@ class SDPOLearner:
     def _hidden(self, contexts: list[list[int]], responses: list[list[int]], prefix: Prefix | None) -> torch.Tensor:
         """response_hidden over micro-batches.  -> (N, H)"""
         m = self.cfg.micro_batch_size
-        return torch.cat([response_hidden(self.model, contexts[i : i + m], responses[i : i + m], self.pad_id, prefix)
-                          for i in range(0, len(contexts), m)], 0)
+        return torch.cat([response_hidden(self.model, contexts[i : i + m], responses[i : i + m], self.pad_id, prefix,
+                                          self.cfg.pack) for i in range(0, len(contexts), m)], 0)
 
     def _prefix(self, contexts: list[list[int]]) -> Prefix | None:
         n = shared_prefix_len(contexts) if self.cfg.share_prefix and len(contexts) > 1 else 0
@@ -482,7 +515,8 @@ class SDPOLearner:
             h_t = h_t_all[row : row + n]  # (N, H)
             h_ref = None if h_ref_all is None else h_ref_all[row : row + n]
             row += n
-            h_s = response_hidden(self.model, [rollouts[i].prompt_ids for i in idx], resp, self.pad_id, leaves)  # (N, H)
+            h_s = response_hidden(self.model, [rollouts[i].prompt_ids for i in idx], resp, self.pad_id, leaves,
+                                  cfg.pack)  # (N, H)
             ids = torch.tensor([t for r in resp for t in r], device=h_s.device)  # (N,)
             has_teacher = torch.tensor([float(rollouts[i].teacher_prompt_ids is not None)
                                         for i, r in zip(idx, resp) for _ in r], device=h_s.device)  # (N,)

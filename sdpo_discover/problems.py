@@ -193,14 +193,19 @@ def _check_functional_test(inp: str, out: str, where: str, name: str) -> None:
         raise _fail(where, f"{name}.output", f"is not a JSON value ({e.msg}): {out!r:.60}") from None
 
 
-def load_problem_json(path: str | Path) -> Problem:
-    path = Path(path)
+def _read_text(path: Path) -> str:
+    """A problem file's text, or a ProblemError that names the file and what went wrong."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProblemError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ProblemError(f"{path}: cannot read: {e}") from None
+
+
+def load_problem_json(path: str | Path) -> Problem:
+    path = Path(path)
+    text = _read_text(path)
     try:
         d = json.loads(text)
     except json.JSONDecodeError as e:
@@ -331,12 +336,7 @@ def problem_from_livecodebench(rec: Any, where: str = "<record>", hide_private: 
 def load_livecodebench(path: str | Path, hide_private: bool = False) -> list[Problem]:
     """Load one record (.json) or many (.jsonl, or a .json list) of LiveCodeBench records."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProblemError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ProblemError(f"{path}: cannot read: {e}") from None
+    text = _read_text(path)
     records: list[tuple[str, Any]] = []
     stripped = text.lstrip()
     if path.suffix == ".jsonl" or (stripped.startswith("{") and "\n{" in text.strip()):

@@ -3,6 +3,7 @@ is a failure; elsewhere they are skipped, and the skip is repeated loudly at the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ os.environ.setdefault("SDPO_DISCOVER_SAMPLER", "hf")
 
 import pytest  # noqa: E402
 
+from sdpo_discover.feedback import render_feedback
 from sdpo_discover.problems import Problem, load_problem
+from sdpo_discover.sandbox.verdicts import AttemptResult, AttemptStatus, TestVerdict, Verdict
 from sdpo_discover.sandbox import Executor, docker_available
 from sdpo_discover.sandbox.local import LocalExecutor
 
@@ -103,3 +106,24 @@ def load_worker_module():  # noqa: ANN201 - the module
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class SyntheticJudge:
+    """A judge without a sandbox: an attempt passes when `passes(problem id, sha256 of its text)` says so, so
+    the outcome is a fixed function of the text (the same on a rerun, a resume or another worker)."""
+
+    name = "synthetic"
+
+    def passes(self, problem_id: str, digest: int) -> bool:
+        raise NotImplementedError
+
+    def grade(self, problem: Problem, response: str, truncated: bool) -> AttemptResult:
+        ok = self.passes(problem.id, int(hashlib.sha256(response.encode()).hexdigest(), 16))
+        v = TestVerdict(index=0, verdict=Verdict.PASSED if ok else Verdict.WRONG_ANSWER, stdout=response[:30])
+        return AttemptResult(AttemptStatus.PASSED if ok else AttemptStatus.FAILED, tests=[v], code=response)
+
+    def feedback(self, problem: Problem, result: AttemptResult) -> str | None:
+        return render_feedback(problem, result)
+
+    def close(self) -> None:
+        pass

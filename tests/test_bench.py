@@ -8,7 +8,6 @@ real renderer's over that verdict. Everything else is the production path."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -16,17 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SyntheticJudge
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from sdpo_discover.bench import BenchDir, prepare, run_bench
 from sdpo_discover.cli import app
 from sdpo_discover.discover import Solver
-from sdpo_discover.feedback import render_feedback
 from sdpo_discover.models import save_tiny_model
 from sdpo_discover.problems import Problem, TestCase
 from sdpo_discover.results import build_results, write_all
-from sdpo_discover.sandbox.verdicts import AttemptResult, AttemptStatus, TestVerdict, Verdict
 from sdpo_discover.store import RunDir, read_jsonl
 
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
@@ -35,19 +33,9 @@ RATES = {"tiny-a": 3, "tiny-b": 6, "s-a": 10**9, "s-b": 10**9}  # s-*: (almost) 
 ARGS = dict(methods=["sdpo", "best-of-k", "multi-turn"], seeds=[0, 1], budget=8, pool=12)
 
 
-class HashJudge:
-    name = "synthetic"
-
-    def grade(self, problem: Problem, response: str, truncated: bool) -> AttemptResult:
-        ok = int(hashlib.sha256(response.encode()).hexdigest(), 16) % RATES.get(problem.id, 5) == 0
-        v = TestVerdict(index=0, verdict=Verdict.PASSED if ok else Verdict.WRONG_ANSWER, stdout=response[:30])
-        return AttemptResult(AttemptStatus.PASSED if ok else AttemptStatus.FAILED, tests=[v], code=response)
-
-    def feedback(self, problem: Problem, result: AttemptResult) -> str | None:
-        return render_feedback(problem, result)
-
-    def close(self) -> None:
-        pass
+class HashJudge(SyntheticJudge):
+    def passes(self, problem_id: str, digest: int) -> bool:
+        return digest % RATES.get(problem_id, 5) == 0
 
 
 @pytest.fixture(scope="module")

@@ -23,16 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require
+from conftest import SyntheticJudge, require
 from typer.testing import CliRunner
 
 from sdpo_discover import lcb
 from sdpo_discover.bench import BenchDir, gather_problems, run_bench
 from sdpo_discover.cli import app
-from sdpo_discover.feedback import render_feedback
 from sdpo_discover.models import save_tiny_model
 from sdpo_discover.problems import Problem, load_problems
-from sdpo_discover.sandbox.verdicts import AttemptResult, AttemptStatus, TestVerdict, Verdict
 from sdpo_discover.store import read_jsonl
 
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
@@ -287,22 +285,11 @@ def test_labels_follow_the_papers_thresholds_on_pass_at_64(n: int, c: int, k: in
     assert lcb.keeps(expect, "very-hard") == (expect == "very-hard")
 
 
-class ShareJudge:
-    """Synthetic: abc392_a always passes, abc395_e when the attempt's sha256 falls in 1/4, abc401_b never."""
+class ShareJudge(SyntheticJudge):
+    """abc392_a always passes, abc395_e when the attempt's sha256 falls in 1/4, abc401_b never."""
 
-    name = "synthetic"
-
-    def grade(self, problem: Problem, response: str, truncated: bool) -> AttemptResult:
-        h = int(hashlib.sha256(response.encode()).hexdigest(), 16)
-        ok = {"lcb-atcoder-abc392_a": True, "lcb-atcoder-abc395_e": h % 4 == 0}.get(problem.id, False)
-        v = TestVerdict(index=0, verdict=Verdict.PASSED if ok else Verdict.WRONG_ANSWER, stdout=response[:30])
-        return AttemptResult(AttemptStatus.PASSED if ok else AttemptStatus.FAILED, tests=[v], code=response)
-
-    def feedback(self, problem: Problem, result: AttemptResult) -> str | None:
-        return render_feedback(problem, result)
-
-    def close(self) -> None:
-        pass
+    def passes(self, problem_id: str, digest: int) -> bool:
+        return {"lcb-atcoder-abc392_a": True, "lcb-atcoder-abc395_e": digest % 4 == 0}.get(problem_id, False)
 
 
 @pytest.fixture(scope="module")

@@ -87,7 +87,8 @@ class SDPOConfig:
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward (less memory, slower).")
     share_prefix: bool = _f(True, "Run the batch's shared prompt once per step, and each distinct teacher context once.")
     pack: bool = _f(True, "With share_prefix: a micro-batch's sequences run as one row after the shared prefix, "
-                          "without padding (a block mask keeps them apart).")
+                          "without padding (a block mask keeps them apart; SDPA or eager attention, "
+                          "else padded).")
     # Not in the paper: under its template the self-teacher favours prose-first answers, which the update then
     # teaches whatever the feedback says (docs/learner.md, "The teacher's template").
     restate_format: bool = _f(True, "End the teacher's reprompt with the question's answer-format line again (not in "

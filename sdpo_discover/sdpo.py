@@ -354,7 +354,7 @@ def response_hidden(model: torch.nn.Module, contexts: Sequence[list[int]], respo
     covers the rest of each sequence, attending to the prefix's cache broadcast over the batch. With `pack`
     too, those rests run as one row (packed_hidden): no padding.
     """
-    if prefix is not None and pack and len(contexts) > 1:
+    if prefix is not None and pack and len(contexts) > 1 and can_pack(model):
         return packed_hidden(model, contexts, responses, prefix)
     trunk, _ = _trunk_and_head(model)
     device = next(model.parameters()).device
@@ -374,15 +374,25 @@ def response_hidden(model: torch.nn.Module, contexts: Sequence[list[int]], respo
     return torch.cat(rows, 0)  # (N, H)
 
 
+PACKABLE = ("sdpa", "eager")  # attention that applies an arbitrary 4D mask (flash-attention-2 takes none)
+
+
+def can_pack(model: torch.nn.Module) -> bool:
+    """Whether the model's attention honours packed_hidden's block mask; else the padded path runs."""
+    return getattr(getattr(model, "config", None), "_attn_implementation", None) in PACKABLE
+
+
 def packed_hidden(model: torch.nn.Module, contexts: Sequence[list[int]], responses: Sequence[list[int]],
                   prefix: Prefix) -> torch.Tensor:
     """response_hidden after a shared prefix, with the sequences' rests packed into one row.  -> (N, H)
 
     Padded rows cost the trunk's work on every pad (15% of an update's at micro-batch 4, bench/README.md,
     "bench/update_cost.py"). Here segment i (its context's rest and its response) attends to the whole prefix
-    and causally to itself only, through a (1, 1, T, L + T) boolean mask; its positions restart at L, so each
+    and causally to itself only, through a (1, 1, T, L + T) mask; its positions restart at L, so each
     token sees what it would in its own row. The prefix's cache is used as it is (batch 1): its gradient needs
-    no sum over a broadcast.
+    no sum over a broadcast. The mask is additive (0 where a token attends, the dtype's minimum where not):
+    transformers hands a 4D mask to the attention as it is, and eager attention adds it to the scores while
+    SDPA takes either form, in the 4.x releases and the 5.x ones alike (a boolean one would be added as 0/1).
     """
     from transformers import DynamicCache
 
@@ -395,7 +405,9 @@ def packed_hidden(model: torch.nn.Module, contexts: Sequence[list[int]], respons
     seg_of = torch.repeat_interleave(torch.arange(len(segs)), torch.tensor(lens))  # (T,)
     pos = torch.cat([torch.arange(n) for n in lens])  # (T,) position within its segment
     own = (seg_of[:, None] == seg_of[None, :]) & (pos[:, None] >= pos[None, :])  # (T, T) block-causal
-    mask = torch.cat([torch.ones((T, L), dtype=torch.bool), own], 1)[None, None]  # (1, 1, T, L + T)
+    keep = torch.cat([torch.ones((T, L), dtype=torch.bool), own], 1)[None, None]  # (1, 1, T, L + T)
+    dtype = prefix.kv[0][0].dtype  # the attention's: a bf16 model's keys, whatever dtype the adapter holds
+    mask = torch.zeros(keep.shape, dtype=dtype).masked_fill_(~keep, torch.finfo(dtype).min)  # (1, 1, T, L + T)
     cache = DynamicCache(list(prefix.kv), config=getattr(model, "config", None))
     h = trunk(input_ids=torch.tensor([[t for s in segs for t in s]], device=device), attention_mask=mask.to(device),
               position_ids=(pos + L)[None].to(device), past_key_values=cache, use_cache=True).last_hidden_state[0]  # (T, H)

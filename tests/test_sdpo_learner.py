@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from sdpo_discover.sdpo import (Rollout, SDPOConfig, SDPOLearner, Teacher, attach_lora, encode_prefix, kl,
+from sdpo_discover.sdpo import (Rollout, SDPOConfig, SDPOLearner, Teacher, attach_lora, can_pack, encode_prefix, kl,
                                 response_hidden, shared_prefix_len)
 from sdpo_discover.prompts import teacher_message
 
@@ -18,10 +18,11 @@ ANSWER = [7, 8, 9, 10]
 WRONG = [11, 12, 13, 14]
 
 
-def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
+def tiny_llama(seed: int = 0, attn: str = "sdpa") -> LlamaForCausalLM:
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                      attn_implementation=attn)
     return LlamaForCausalLM(cfg).eval()
 
 
@@ -114,9 +115,9 @@ def test_rollouts_without_feedback_teach_nothing() -> None:
 
 def _grads(chunk: int, micro: int, top_k: int | None, share_prefix: bool = True,
            rollouts: list[Rollout] | None = None, targets: tuple[str, ...] | None = None,
-           pack: bool = True) -> dict[str, torch.Tensor]:
+           pack: bool = True, attn: str = "sdpa") -> dict[str, torch.Tensor]:
     lora = {"lora_targets": targets} if targets else {}
-    model = attach_lora(tiny_llama(), SDPOConfig(**lora))
+    model = attach_lora(tiny_llama(attn=attn), SDPOConfig(**lora))
     with torch.no_grad():  # non-zero B so that gradients reach A too
         for n, p in model.named_parameters():
             if "lora_B" in n:
@@ -146,8 +147,10 @@ def test_shared_prefix_len_leaves_every_context_its_last_token() -> None:
     assert shared_prefix_len([[1]]) == 0
 
 
-def test_prefix_cache_gives_the_hidden_states_of_the_full_forward() -> None:
-    model = attach_lora(tiny_llama(), SDPOConfig())
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])  # the two attentions that take packing's 4D mask
+def test_prefix_cache_gives_the_hidden_states_of_the_full_forward(attn: str) -> None:
+    model = attach_lora(tiny_llama(attn=attn), SDPOConfig())
+    assert model.config._attn_implementation == attn and can_pack(model)
     ctx, resp = [X + [5, 6], X + [7], C], [WRONG, ANSWER + [6, 6], [9]]  # ragged: padding inside the suffixes
     with torch.no_grad():
         full = response_hidden(model, ctx, resp)  # (N, H)
@@ -158,6 +161,9 @@ def test_prefix_cache_gives_the_hidden_states_of_the_full_forward() -> None:
     with torch.no_grad():
         packed = response_hidden(model, ctx, resp, prefix=encode_prefix(model, ctx[0][:n]), pack=True)  # (N, H)
     assert packed.shape == full.shape and torch.allclose(packed, full, atol=1e-5)  # one row, no padding
+    # an attention that ignores a 4D mask is never handed one: the padded path runs instead
+    model.config._attn_implementation = "flash_attention_2"
+    assert not can_pack(model)
 
 
 @pytest.mark.parametrize("micro", [1, 3])
@@ -193,11 +199,13 @@ def test_sharing_the_prompt_does_not_change_the_gradient(micro: int, targets: tu
     rs = [Rollout(q, WRONG, q + [30, 31]), Rollout(q, ANSWER + [6], q + [30]), Rollout(q, [9, 9], q + [29, 28, 27]),
           Rollout(q, [3], q + [30, 31]), Rollout(q, WRONG[:2] + ANSWER, None)]
     ref = _grads(chunk=7, micro=micro, top_k=5, share_prefix=False, rollouts=rs, targets=targets)
-    for pack in (False, True):  # padded rows after the prefix, and one packed row
-        got = _grads(chunk=7, micro=micro, top_k=5, share_prefix=True, rollouts=rs, targets=targets, pack=pack)
+    # padded rows after the prefix; one packed row, under both attentions that take its mask
+    for pack, attn in ((False, "sdpa"), (True, "sdpa"), (True, "eager")):
+        got = _grads(chunk=7, micro=micro, top_k=5, share_prefix=True, rollouts=rs, targets=targets, pack=pack,
+                     attn=attn)
         for n in ref:
             assert ref[n].abs().max() > 0, n
-            assert torch.allclose(got[n], ref[n], atol=1e-6, rtol=1e-4), (n, pack)
+            assert torch.allclose(got[n], ref[n], atol=1e-6, rtol=1e-4), (n, pack, attn)
 
 
 def test_repeated_steps_raise_the_probability_of_the_answer() -> None:

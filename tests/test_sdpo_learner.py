@@ -115,7 +115,7 @@ def test_rollouts_without_feedback_teach_nothing() -> None:
 
 def _grads(chunk: int, micro: int, top_k: int | None, share_prefix: bool = True,
            rollouts: list[Rollout] | None = None, targets: tuple[str, ...] | None = None,
-           pack: bool = True, attn: str = "sdpa") -> dict[str, torch.Tensor]:
+           pack: bool = True, attn: str = "sdpa", checkpointing: bool = False) -> dict[str, torch.Tensor]:
     lora = {"lora_targets": targets} if targets else {}
     model = attach_lora(tiny_llama(attn=attn), SDPOConfig(**lora))
     with torch.no_grad():  # non-zero B so that gradients reach A too
@@ -123,7 +123,7 @@ def _grads(chunk: int, micro: int, top_k: int | None, share_prefix: bool = True,
             if "lora_B" in n:
                 p.normal_(0, 0.1)
     cfg = SDPOConfig(logit_chunk=chunk, micro_batch_size=micro, top_k=top_k, lr=1e-3, grad_clip=1e9,
-                     share_prefix=share_prefix, pack=pack, **lora)
+                     share_prefix=share_prefix, pack=pack, gradient_checkpointing=checkpointing, **lora)
     learner = SDPOLearner(model, cfg)
     learner.opt.step = lambda: None  # keep the gradients, skip the update
     learner.step(rollouts or [Rollout(X, WRONG, C), Rollout(X + [5], ANSWER + [6], C), Rollout(X, [9, 9], C)])
@@ -206,6 +206,18 @@ def test_sharing_the_prompt_does_not_change_the_gradient(micro: int, targets: tu
         for n in ref:
             assert ref[n].abs().max() > 0, n
             assert torch.allclose(got[n], ref[n], atol=1e-6, rtol=1e-4), (n, pack, attn)
+
+
+@pytest.mark.parametrize("share_prefix, pack", [(False, False), (True, False), (True, True)])
+def test_gradient_checkpointing_does_not_change_the_gradient(share_prefix: bool, pack: bool) -> None:
+    # checkpointing drops a layer's cache, so the student runs its prompts in full whatever share_prefix says
+    # (SDPOLearner.step); the teacher (no grad) still shares and packs them, on the checkpointed model
+    q = X + [20, 21, 22]
+    rs = [Rollout(q, WRONG, q + [30, 31]), Rollout(q, ANSWER + [6], q + [30]), Rollout(q, [9, 9], q + [29, 28, 27])]
+    ref = _grads(chunk=7, micro=2, top_k=5, share_prefix=False, rollouts=rs)
+    got = _grads(chunk=7, micro=2, top_k=5, share_prefix=share_prefix, rollouts=rs, pack=pack, checkpointing=True)
+    for n in ref:
+        assert ref[n].abs().max() > 0 and torch.allclose(got[n], ref[n], atol=1e-6, rtol=1e-4), n
 
 
 def test_repeated_steps_raise_the_probability_of_the_answer() -> None:

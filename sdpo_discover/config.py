@@ -84,7 +84,7 @@ class SDPOConfig:
     grad_clip: float = _f(1.0, "Gradient-norm clip (paper: 1.0).")
     micro_batch_size: int = _f(4, "Sequences per forward; gradients accumulate over the batch.")
     logit_chunk: int = _f(256, "Response positions per lm_head chunk (a 151k vocabulary dominates memory).")
-    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward (less memory, slower).")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward (less memory, slower; the student then runs each prompt in full, padded).")
     share_prefix: bool = _f(True, "Run the batch's shared prompt once per step, and each distinct teacher context once.")
     pack: bool = _f(True, "With share_prefix: a micro-batch's sequences run as one row after the shared prefix, "
                           "without padding (a block mask keeps them apart; SDPA or eager attention, "

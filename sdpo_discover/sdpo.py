@@ -55,6 +55,26 @@ def topk_logprobs(
     """
     s_logp = F.log_softmax(_upcast(student_logits), dim=-1)  # (N, V)
     t_logp = F.log_softmax(_upcast(teacher_logits), dim=-1)  # (N, V)
+    return _restrict_topk(s_logp, t_logp, k, tail)
+
+
+def _scaled_logp(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log_softmax(logits / T) in fp32 or wider.  (N, V) -> (N, V)
+
+    bf16/fp16 logits are upcast first and divided in place on that fresh copy: one (N, V) fp32 tensor
+    instead of a divided low-precision copy and then its upcast (with a 151k vocabulary each is ~150 MiB
+    per 256-position chunk), and the division rounds in fp32, not in bf16. fp32/fp64 logits are divided
+    out of place, exactly as before (x / 1.0 is x)."""
+    x = _upcast(logits)
+    if temperature != 1.0:
+        x = x.div_(temperature) if x is not logits else x / temperature  # the copy is ours; autograd allows it
+    return F.log_softmax(x, dim=-1)
+
+
+def _restrict_topk(
+    s_logp: torch.Tensor, t_logp: torch.Tensor, k: int | None, tail: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """topk_logprobs on full-vocabulary log-probs.  (N, V) x2 -> (N, K') x2"""
     if k is None or k >= s_logp.shape[-1]:
         return s_logp, t_logp
     s_top, idx = s_logp.topk(k, dim=-1)  # (N, K), (N, K): ids chosen by the student
@@ -147,15 +167,17 @@ def sdpo_loss(
         # masked rows become zeros first: a NaN there reaches neither the value nor the gradient
         student_logits = torch.where(keep, student_logits, torch.zeros_like(student_logits))  # (N, V)
         teacher_logits = torch.where(keep, teacher_logits, torch.zeros_like(teacher_logits))  # (N, V)
-    s_logits = student_logits / temperature  # (N, V)
-    t_logits = teacher_logits / temperature  # (N, V)
-    s_logp, t_logp = topk_logprobs(s_logits, t_logits, top_k, tail)  # (N, K')
+    s_full = _scaled_logp(student_logits, temperature)  # (N, V): computed once, for the top-K and the weights
+    s_logp, t_logp = _restrict_topk(s_full, _scaled_logp(teacher_logits, temperature), top_k, tail)  # (N, K')
     if alpha == 1.0 and adv_clip is not None:
         d = reverse_kl_clipped(s_logp, t_logp, adv_clip)  # (N,)
     else:
         d = divergence(s_logp, t_logp, alpha)  # (N,)
-    tok_logp = F.log_softmax(_upcast(s_logits), -1).gather(-1, response_ids[:, None]).squeeze(-1)  # (N,)
-    w = importance_weights(tok_logp, logp_old, is_clip)  # (N,)
+    if logp_old is None:  # on-policy (one optimizer step per batch, as the product runs): w_t = 1
+        w = torch.ones(d.shape, dtype=d.dtype, device=d.device)  # (N,)
+    else:
+        tok_logp = s_full.gather(-1, response_ids[:, None]).squeeze(-1)  # (N,) log pi_theta(y_t)
+        w = importance_weights(tok_logp, logp_old, is_clip)  # (N,)
     m = mask.to(d.dtype)  # (N,)
     denom = m.sum().clamp(min=1.0) if norm is None else torch.as_tensor(norm, dtype=d.dtype).clamp(min=1.0)  # () or (N,)
     loss = (torch.where(m > 0, w * d / denom, torch.zeros_like(d))).sum()  # where(): NaN-safe masking

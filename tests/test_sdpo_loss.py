@@ -193,3 +193,38 @@ def test_grpo_advantages() -> None:
     assert torch.equal(grpo_advantages(torch.zeros(4)), torch.zeros(4))  # no success yet: no signal
     a = grpo_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]))
     assert a[0].item() == pytest.approx(0.75 / math.sqrt(0.1875), rel=1e-5) and a.sum().abs().item() < 1e-5
+
+
+def test_bf16_logits_are_divided_in_fp32_after_the_upcast() -> None:
+    """A bf16 model's logits: upcast, then / T in fp32, so the loss is the fp32 loss of the same values exactly
+    (dividing in bf16 first, as the loss once did, rounds logits / 0.7 to 8 bits and moves the loss)."""
+    torch.manual_seed(4)
+    s16 = (torch.randn(8, 50) * 3).bfloat16().requires_grad_(True)
+    t16 = (torch.randn(8, 50) * 3).bfloat16()
+    s32 = s16.detach().float().requires_grad_(True)
+    ids, mask = torch.randint(0, 50, (8,)), torch.ones(8)
+    got, _ = sdpo_loss(s16, t16, ids, mask, temperature=0.7, top_k=5)
+    want, _ = sdpo_loss(s32, t16.float(), ids, mask, temperature=0.7, top_k=5)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    got.backward()
+    want.backward()
+    assert s16.grad is not None and s16.grad.dtype == torch.bfloat16  # the in-place division kept the graph
+    assert torch.allclose(s16.grad.float(), s32.grad, rtol=1e-2, atol=1e-4)  # the same gradient, rounded to bf16
+
+
+def test_on_policy_weights_equal_weights_from_the_sampled_log_probs() -> None:
+    """logp_old None (on-policy: w_t = 1 without computing log pi(y_t)) gives the value and gradient that
+    logp_old = the student's own log-probs of the sampled tokens gives (w_t = exp(0))."""
+    torch.manual_seed(5)
+    s = torch.randn(6, 30, requires_grad=True)
+    t = torch.randn(6, 30)
+    ids, mask = torch.randint(0, 30, (6,)), torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    old = torch.log_softmax(s.detach() / 0.7, -1).gather(-1, ids[:, None]).squeeze(-1)
+    a, sa = sdpo_loss(s, t, ids, mask, temperature=0.7)
+    (ga,) = torch.autograd.grad(a, s)
+    b, sb = sdpo_loss(s, t, ids, mask, temperature=0.7, logp_old=old)
+    (gb,) = torch.autograd.grad(b, s)
+    assert a.item() == pytest.approx(b.item(), rel=1e-6) and torch.allclose(ga, gb, rtol=1e-5, atol=1e-8)
+    assert sb["is_weight"].item() == pytest.approx(1.0, abs=1e-6) and sa["is_weight"].item() == 1.0
+    c, _ = sdpo_loss(s, t, ids, mask, temperature=0.7, logp_old=old - 0.5)  # off-policy: weights e^0.5 > 1
+    assert c.item() == pytest.approx(a.item() * math.exp(0.5), rel=1e-5)

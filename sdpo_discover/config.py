@@ -86,6 +86,9 @@ class SDPOConfig:
     logit_chunk: int = _f(256, "Response positions per lm_head chunk (a 151k vocabulary dominates memory).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward (less memory, slower; the student then runs each prompt in full, padded).")
     share_prefix: bool = _f(True, "Run the batch's shared prompt once per step, and each distinct teacher context once.")
+    adapter_in_model_dtype: bool = _f(True, "A bf16/fp16 model's adapter matmuls run in that dtype (autocast; the adapter's "
+                                            "weights and AdamW state stay fp32); off: peft's default, the adapter "
+                                            "computed in fp32.")
     pack: bool = _f(True, "With share_prefix: a micro-batch's sequences run as one row after the shared prefix, "
                           "without padding (a block mask keeps them apart; SDPA or eager attention, "
                           "else padded).")

@@ -454,6 +454,28 @@ class SDPOLearner:
             if hasattr(model, "enable_input_require_grads"):
                 model.enable_input_require_grads()
 
+    @contextlib.contextmanager
+    def _adapter_compute(self) -> Iterator[None]:
+        """The trunk's passes with the adapter's matmuls in the base model's dtype (sdpo.adapter_in_model_dtype).
+
+        peft keeps a bf16 model's adapter in fp32 and, in each LoRA layer, casts the input up, computes
+        x A^T B^T * scale in fp32 and adds it to the bf16 base output, then casts the sum back to bf16: three
+        (T, d_out) elementwise passes in fp32 and two casts per layer, for a sum that ends in bf16 anyway.
+        Under autocast the adapter's weights are cast down per call and the layer stays in bf16; the weights,
+        their gradients and AdamW's state stay fp32 (mixed precision). The cast cache is off: the EMA teacher
+        swaps its weights into the same tensors, and a cached cast would hand one side the other's weights.
+        """
+        base = next((p for p in self.model.parameters() if not p.requires_grad and p.is_floating_point()), None)
+        if (not self.cfg.adapter_in_model_dtype or base is None
+                or base.dtype not in (torch.bfloat16, torch.float16)):
+            yield
+            return
+        from peft.helpers import disable_input_dtype_casting  # peft: a runtime dependency, kept out of the pure part
+
+        with torch.autocast(base.device.type, dtype=base.dtype, cache_enabled=False), \
+                disable_input_dtype_casting(self.model):
+            yield
+
     def _hidden(self, contexts: list[list[int]], responses: list[list[int]], prefix: Prefix | None) -> torch.Tensor:
         """response_hidden over micro-batches.  -> (N, H)"""
         m = self.cfg.micro_batch_size
@@ -533,10 +555,11 @@ class SDPOLearner:
         self.opt.zero_grad(set_to_none=True)
         n_tok = float(sum(len(rollouts[i].response_ids) for i in use))  # loss_norm "token": one mean over the batch
         # Teacher first: swapping its weights in and out must not touch tensors the student's graph saved.
-        h_t_all, h_ref_all = self._teacher_hidden([rollouts[i].teacher_prompt_ids or rollouts[i].prompt_ids for i in use],
-                                                  [rollouts[i].response_ids for i in use])  # (N_all, H)
-        # Gradient checkpointing drops a layer's cache (transformers), so it runs every prompt in full.
-        prefix = None if cfg.gradient_checkpointing else self._prefix([rollouts[i].prompt_ids for i in use])
+        with self._adapter_compute():
+            h_t_all, h_ref_all = self._teacher_hidden([rollouts[i].teacher_prompt_ids or rollouts[i].prompt_ids
+                                                       for i in use], [rollouts[i].response_ids for i in use])  # (N_all, H)
+            # Gradient checkpointing drops a layer's cache (transformers), so it runs every prompt in full.
+            prefix = None if cfg.gradient_checkpointing else self._prefix([rollouts[i].prompt_ids for i in use])
         leaves = None if prefix is None else Prefix(prefix.length, [
             (k.detach().requires_grad_(True), v.detach().requires_grad_(True)) for k, v in prefix.kv])
         row = 0  # where this micro-batch's response positions start in h_t_all
@@ -549,8 +572,9 @@ class SDPOLearner:
             h_t = h_t_all[row : row + n]  # (N, H)
             h_ref = None if h_ref_all is None else h_ref_all[row : row + n]
             row += n
-            h_s = response_hidden(self.model, [rollouts[i].prompt_ids for i in idx], resp, self.pad_id, leaves,
-                                  cfg.pack)  # (N, H)
+            with self._adapter_compute():
+                h_s = response_hidden(self.model, [rollouts[i].prompt_ids for i in idx], resp, self.pad_id, leaves,
+                                      cfg.pack)  # (N, H)
             ids = torch.tensor([t for r in resp for t in r], device=h_s.device)  # (N,)
             has_teacher = torch.tensor([float(rollouts[i].teacher_prompt_ids is not None)
                                         for i, r in zip(idx, resp) for _ in r], device=h_s.device)  # (N,)

@@ -274,3 +274,39 @@ def test_loss_norm_sequence_averages_attempts_and_token_averages_tokens(micro: i
     assert l1 == pytest.approx(loss([a], "token"), rel=1e-6) and l1 != pytest.approx(l2)  # one attempt: the same
     assert loss([a, b], "sequence") == pytest.approx((l1 + l2) / 2, rel=1e-9)
     assert loss([a, b], "token") == pytest.approx((2 * l1 + 6 * l2) / 8, rel=1e-9)
+
+
+def _bf16_grads(in_model_dtype: bool) -> tuple[dict[str, torch.Tensor], set[torch.dtype]]:
+    """Gradients of one step on a bf16 model whose EMA teacher differs from the student, and the dtypes the
+    adapter's A matmuls returned."""
+    model = attach_lora(tiny_llama().to(torch.bfloat16), SDPOConfig())
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.2)
+    cfg = SDPOConfig(lr=1e-3, grad_clip=1e9, adapter_in_model_dtype=in_model_dtype)
+    learner = SDPOLearner(model, cfg)
+    for t in learner.teacher.shadow.values():  # a teacher far from the student: a stale weight would show
+        t.normal_(0, 0.5)
+    seen: set[torch.dtype] = set()
+    for n, mod in model.named_modules():
+        if n.endswith("lora_A.default"):
+            mod.register_forward_hook(lambda m, i, o: seen.add(o.dtype))
+    learner.opt.step = lambda: None  # keep the gradients
+    learner.step([Rollout(X, WRONG, C), Rollout(X + [5], ANSWER + [6], C), Rollout(X, [9, 9], C + [2])])
+    assert all(p.dtype == torch.float32 for p in learner.params)  # the adapter's weights stay fp32 either way
+    return {n: p.grad.float().clone() for n, p in model.named_parameters() if p.requires_grad}, seen
+
+
+def test_a_bf16_models_adapter_runs_in_bf16_with_the_fp32_gradient() -> None:
+    """sdpo.adapter_in_model_dtype: the LoRA matmuls of a bf16 model run in bf16, and the gradient is the
+    fp32 adapter's to bf16 rounding. The EMA teacher's weights differ from the student's here, and the
+    teacher runs in the same autocast region as the student's prompt: a cached cast of the swapped-in
+    weights would give the student the teacher's adapter and a different gradient."""
+    on, dtypes_on = _bf16_grads(True)
+    off, dtypes_off = _bf16_grads(False)
+    assert dtypes_on == {torch.bfloat16} and dtypes_off == {torch.float32}
+    num = sum(float((on[n] - off[n]).norm() ** 2) for n in off) ** 0.5
+    den = sum(float(off[n].norm() ** 2) for n in off) ** 0.5
+    assert den > 0 and num / den < 0.03, f"relative gradient difference {num / den:.4f}"
